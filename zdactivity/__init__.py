@@ -1,0 +1,82 @@
+"""zdactivity: an asyncio client for Zendesk Support's Ticket Activities API.
+
+Quick look::
+
+    import zdactivity
+
+    async with zdactivity.Client(subdomain="acme", auth=zdactivity.OAuthToken(token)) as zd:
+        async for activity in zd.activities.list(since="2026-11-01T00:00:00Z"):
+            print(activity.created_at, activity.title, activity.actor.name)
+
+``zdactivity.testing.Emulator`` is a local Zendesk to run it (and your tests) against.
+"""
+
+from ._version import __version__
+from .auth import APIToken, Auth, OAuthToken
+from .client import ActivitiesAPI, Client
+from .errors import (
+    APIError,
+    AuthenticationError,
+    DecodeError,
+    InvalidRequestError,
+    NotFoundError,
+    PaginationDepthError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    ZendeskError,
+)
+from .models import (
+    SYSTEM_USER,
+    Activity,
+    ActivityCount,
+    ActivityPage,
+    Change,
+    Comment,
+    Content,
+    Photo,
+    Thumbnail,
+    Ticket,
+    User,
+)
+from .pagination import ActivityPager, PageIterator
+from .retry import RetryPolicy
+from .transport import Timeout
+
+__all__ = [
+    "SYSTEM_USER",
+    "APIError",
+    "APIToken",
+    "ActivitiesAPI",
+    "Activity",
+    "ActivityCount",
+    "ActivityPage",
+    "ActivityPager",
+    "Auth",
+    "AuthenticationError",
+    "Change",
+    "Client",
+    "Comment",
+    "Content",
+    "DecodeError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "OAuthToken",
+    "PageIterator",
+    "PaginationDepthError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "Photo",
+    "RateLimitError",
+    "RetryPolicy",
+    "ServerError",
+    "Thumbnail",
+    "Ticket",
+    "Timeout",
+    "TransportError",
+    "User",
+    "ZendeskError",
+    "__version__",
+]

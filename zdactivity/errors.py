@@ -1,0 +1,137 @@
+"""Every error zdactivity raises. Nothing from aiohttp or msgspec escapes the public API.
+
+::
+
+    ZendeskError
+    ├── APIError                 the server answered with an error status
+    │   ├── AuthenticationError      401 (bad or expired credentials, failed OAuth refresh)
+    │   ├── PermissionDeniedError    403 (not an agent, or no access)
+    │   ├── NotFoundError            404 (unknown id, or another agent's activity)
+    │   ├── InvalidRequestError      400, 422
+    │   ├── RateLimitError           429 (``.retry_after`` seconds, when known)
+    │   └── ServerError              5xx
+    ├── TransportError           no usable answer: connection refused or reset, DNS, timeout,
+    │                            body over the size limit
+    ├── DecodeError              a body that is not JSON, is truncated, or has the wrong shape
+    └── PaginationError          a cursor that repeats, a page that promises more with no cursor
+        └── PaginationDepthError     offset pagination past 100 pages / 10,000 records
+
+``APIError`` carries ``.status``, ``.request_id`` (quote it to Zendesk support), ``.body`` (a
+short text snippet), Zendesk's ``.code`` / ``.description`` parsed from whichever of its error
+body shapes came back, and ``.retry_after`` (seconds, from ``Retry-After`` on 429 and 503).
+Messages never contain credentials.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "DecodeError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PaginationDepthError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "TransportError",
+    "ZendeskError",
+]
+
+
+class ZendeskError(Exception):
+    """Base class of every zdactivity error."""
+
+
+class APIError(ZendeskError):
+    """Zendesk answered with an error status."""
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        code: str | None = None,
+        description: str | None = None,
+        request_id: str | None = None,
+        body: str = "",
+        method: str | None = None,
+        path: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        self.code = code
+        self.description = description
+        self.request_id = request_id
+        self.body = body
+        self.method = method
+        self.path = path
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.method and self.path:
+            parts.append(f"on {self.method} {self.path}")
+        detail = ": ".join(p for p in (self.code, self.description) if p)
+        if detail:
+            parts.append(f"- {detail}")
+        if self.retry_after is not None:
+            parts.append(f"- retry after {self.retry_after:g}s")
+        if self.request_id:
+            parts.append(f"(request id {self.request_id})")
+        return " ".join(parts)
+
+
+class AuthenticationError(APIError):
+    """401: the credentials were refused, or an OAuth refresh failed."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the user is not allowed to call this endpoint (only agents may)."""
+
+
+class NotFoundError(APIError):
+    """404: no such activity in the calling agent's stream, or no such endpoint."""
+
+
+class InvalidRequestError(APIError):
+    """400 or 422: Zendesk rejected the request's parameters."""
+
+
+class RateLimitError(APIError):
+    """429: the account's rate limit is exhausted.
+
+    ``retry_after`` is the number of seconds Zendesk asked us to wait, or None if it did not say.
+    """
+
+
+class ServerError(APIError):
+    """5xx: a temporary failure on Zendesk's side."""
+
+
+class TransportError(ZendeskError):
+    """No usable HTTP answer: connection failure, reset, timeout, or a body too large."""
+
+
+class DecodeError(ZendeskError):
+    """A response body that is not JSON, is truncated, or does not have the expected shape.
+
+    ``snippet`` holds the start of the offending body; ``path`` the JSON path, when known.
+    """
+
+    def __init__(self, message: str, *, snippet: str = "", path: str | None = None) -> None:
+        self.snippet = snippet
+        self.path = path
+        super().__init__(f"{message} (body starts: {snippet!r})" if snippet else message)
+
+
+class PaginationError(ZendeskError):
+    """The server's pagination cannot be followed safely (a repeated cursor, a missing cursor)."""
+
+
+class PaginationDepthError(PaginationError):
+    """Offset pagination went past Zendesk's limit of 100 pages / 10,000 records.
+
+    Use cursor pagination (the default) to read deeper.
+    """

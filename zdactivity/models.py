@@ -1,0 +1,403 @@
+"""Typed records of the Ticket Activities API, decoded with msgspec.
+
+Decoding is lazy where it pays: a page decodes its activities' scalar fields at once, but keeps the
+inline ``actor`` / ``user`` records, the sideloaded ``actors`` / ``users`` arrays and the
+``object`` / ``target`` content as undecoded JSON (:class:`msgspec.Raw`). Reading
+``activity.actor`` looks the id up in the page's sideloads (indexed once per page, on first need),
+falls back to the inline record, and decodes each distinct user at most once per page.
+
+A retained :class:`Activity` keeps a reference to its page's body (the raw slices point into it).
+Call :meth:`Activity.detach` to copy out what it needs and let the page go.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+
+from .errors import DecodeError
+
+__all__ = [
+    "SYSTEM_USER",
+    "Activity",
+    "ActivityCount",
+    "ActivityPage",
+    "Change",
+    "Comment",
+    "Content",
+    "Photo",
+    "Thumbnail",
+    "Ticket",
+    "User",
+]
+
+_NULL: Final = msgspec.Raw(b"null")
+_EMPTY: Final = msgspec.Raw(b"{}")
+
+
+class Thumbnail(msgspec.Struct, kw_only=True, frozen=True):
+    """A resized copy of a user's photo."""
+
+    id: int | None = None
+    url: str | None = None
+    file_name: str | None = None
+    content_url: str | None = None
+    mapped_content_url: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    width: int | None = None
+    height: int | None = None
+    inline: bool = False
+    deleted: bool = False
+
+
+class Photo(Thumbnail, kw_only=True, frozen=True):
+    """A user's profile photo (an attachment) and its thumbnails."""
+
+    thumbnails: tuple[Thumbnail, ...] = ()
+
+
+class User(msgspec.Struct, kw_only=True, frozen=True):
+    """A Zendesk user record, as sideloaded in ``actors`` / ``users`` or inlined in an activity."""
+
+    id: int
+    url: str | None = None
+    name: str = ""
+    email: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    time_zone: str | None = None
+    iana_time_zone: str | None = None
+    phone: str | None = None
+    shared_phone_number: bool | None = None
+    photo: Photo | None = None
+    locale_id: int | None = None
+    locale: str | None = None
+    organization_id: int | None = None
+    role: str | None = None
+    verified: bool | None = None
+    external_id: str | None = None
+    tags: tuple[str, ...] = ()
+    alias: str | None = None
+    active: bool | None = None
+    shared: bool | None = None
+    shared_agent: bool | None = None
+    last_login_at: datetime | None = None
+    two_factor_auth_enabled: bool | None = None
+    signature: str | None = None
+    details: str | None = None
+    notes: str | None = None
+    role_type: int | None = None
+    custom_role_id: int | None = None
+    moderator: bool | None = None
+    ticket_restriction: str | None = None
+    only_private_comments: bool | None = None
+    restricted_agent: bool | None = None
+    suspended: bool | None = None
+    default_group_id: int | None = None
+    report_csv: bool | None = None
+    user_fields: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+SYSTEM_USER: Final = User(id=-1, name="Zendesk", role="system", active=True)
+"""What ``activity.actor`` resolves to for ``actor_id == -1`` (automations, triggers) when the
+response carries no record for it: Zendesk's system user."""
+
+
+class Ticket(msgspec.Struct, kw_only=True, frozen=True):
+    """The ticket an activity is about (``object`` of an assignment, ``target`` of any)."""
+
+    id: int
+    subject: str | None = None
+
+
+class Comment(msgspec.Struct, kw_only=True, frozen=True):
+    """A comment added to a ticket (``object`` of ``tickets.comment``)."""
+
+    value: str | None = None
+    public: bool | None = None
+
+
+class Change(msgspec.Struct, kw_only=True, frozen=True):
+    """A field change on a ticket (``object`` of ``tickets.priority_increase``).
+
+    Zendesk does not document this shape; everything it sends stays in :attr:`Content.data`.
+    """
+
+    field: str | None = None
+    previous_value: Any = None
+    value: Any = None
+
+
+class Content(msgspec.Struct, kw_only=True, frozen=True):
+    """The ``object`` or ``target`` of an activity: a ticket, comment, change, or another kind.
+
+    ``kind`` is the content's single key (``"ticket"``, ``"comment"``, ``"change"``, or whatever
+    Zendesk sent; ``""`` when empty). The matching typed attribute is set for the known kinds;
+    ``data`` always holds the full decoded JSON, so an unknown kind loses nothing.
+    """
+
+    kind: str = ""
+    ticket: Ticket | None = None
+    comment: Comment | None = None
+    change: Change | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ActivityCount(msgspec.Struct, kw_only=True, frozen=True):
+    """The approximate number of activities of the last 30 days.
+
+    Above 100,000 Zendesk serves a cached value, capped at 100,000, refreshed every 24 hours;
+    ``refreshed_at`` is None while a refresh runs.
+    """
+
+    value: int
+    refreshed_at: datetime | None = None
+
+
+class _UserIndex:
+    """Per-page lookup of user records by id: built on first need, decodes each user once."""
+
+    __slots__ = ("_decoded", "_index", "_sideloads")
+
+    def __init__(self, sideloads: tuple[tuple[str, list[msgspec.Raw]], ...] = ()) -> None:
+        self._sideloads = sideloads
+        self._index: dict[int, tuple[msgspec.Raw, str]] | None = None
+        self._decoded: dict[int, User] = {}
+
+    def _build(self) -> dict[int, tuple[msgspec.Raw, str]]:
+        index: dict[int, tuple[msgspec.Raw, str]] = {}
+        for name, records in self._sideloads:
+            for i, raw in enumerate(records):
+                where = f"$.{name}[{i}]"
+                try:
+                    index.setdefault(_ID_DECODER.decode(raw).id, (raw, where))
+                except msgspec.DecodeError as exc:
+                    raise _decode_error(exc, raw, where) from None
+        self._sideloads = ()
+        self._index = index
+        return index
+
+    def get(self, user_id: int | None, inline: msgspec.Raw, where: str) -> User | None:
+        if user_id is not None:
+            user = self._decoded.get(user_id)
+            if user is not None:
+                return user
+            index = self._index if self._index is not None else self._build()
+            found = index.get(user_id)
+            if found is not None:
+                user = _decode_user(*found)
+                self._decoded[user_id] = user
+                return user
+        if inline == _NULL:
+            return None
+        user = _decode_user(inline, where)
+        self._decoded.setdefault(user.id, user)
+        return user
+
+    def lookup(self, user_id: int) -> User | None:
+        return self.get(user_id, _NULL, "")
+
+
+class Activity(msgspec.Struct, kw_only=True):
+    """One entry of an agent's activity stream.
+
+    ``actor`` and ``user`` are resolved lazily, on first read, and cached per page; ``object`` and
+    ``target`` are decoded when read. Everything else is decoded with the page.
+    """
+
+    id: int
+    url: str | None = None
+    verb: str = ""
+    title: str = ""
+    actor_id: int | None = None
+    user_id: int | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+    _object: msgspec.Raw = msgspec.field(default=_EMPTY, name="object")
+    _target: msgspec.Raw = msgspec.field(default=_EMPTY, name="target")
+    _actor: msgspec.Raw = msgspec.field(default=_NULL, name="actor")
+    _user: msgspec.Raw = msgspec.field(default=_NULL, name="user")
+    # Set by the client after decoding; never read from JSON (no server sends this key).
+    _users: _UserIndex | None = msgspec.field(default=None, name="zdactivity:users")
+
+    @property
+    def actor(self) -> User | None:
+        """The user who caused the activity (``SYSTEM_USER`` for automations), or None."""
+        users = self._users
+        if users is None:
+            users = self._users = _UserIndex()
+        user = users.get(self.actor_id, self._actor, f"$.activities[id={self.id}].actor")
+        if user is None and self.actor_id == -1:
+            return SYSTEM_USER
+        return user
+
+    @property
+    def user(self) -> User | None:
+        """The agent whose stream this is, or None if the response carried no record."""
+        users = self._users
+        if users is None:
+            users = self._users = _UserIndex()
+        return users.get(self.user_id, self._user, f"$.activities[id={self.id}].user")
+
+    @property
+    def object(self) -> Content:
+        """The content of the activity: a ticket, comment, change, or an unknown kind."""
+        return _decode_content(self._object, f"$.activities[id={self.id}].object")
+
+    @property
+    def target(self) -> Content:
+        """The target of the activity, usually ``Content(kind="ticket", ticket=...)``."""
+        return _decode_content(self._target, f"$.activities[id={self.id}].target")
+
+    def detach(self) -> Activity:
+        """Return a copy that no longer references its page's body, for long-term retention."""
+        actor, user = self.actor, self.user
+        copy = msgspec.structs.replace(
+            self,
+            _object=msgspec.Raw(bytes(self._object)),
+            _target=msgspec.Raw(bytes(self._target)),
+            _actor=_NULL,
+            _user=_NULL,
+            _users=_UserIndex(),
+        )
+        index = copy._users
+        assert index is not None
+        for u in (actor, user):
+            if u is not None and u is not SYSTEM_USER:
+                index._decoded[u.id] = u
+        index._index = {}
+        return copy
+
+    def __eq__(self, other: builtins.object) -> bool:
+        if not isinstance(other, Activity):
+            return NotImplemented
+        return msgspec.structs.astuple(self)[:-1] == msgspec.structs.astuple(other)[:-1]
+
+    def __repr__(self) -> str:
+        return (
+            f"Activity(id={self.id}, verb={self.verb!r}, title={self.title!r}, "
+            f"actor_id={self.actor_id}, user_id={self.user_id}, "
+            f"created_at={self.created_at.isoformat()})"
+        )
+
+
+class ActivityPage:
+    """One page of an activity listing.
+
+    Iterating a page yields its activities. ``has_more`` and the cursors come from ``meta``
+    (cursor pagination); ``count`` and ``next_page`` from offset pagination.
+    """
+
+    __slots__ = (
+        "_users",
+        "activities",
+        "after_cursor",
+        "before_cursor",
+        "count",
+        "has_more",
+        "next_page",
+        "request_id",
+    )
+
+    def __init__(
+        self,
+        activities: list[Activity],
+        *,
+        has_more: bool,
+        after_cursor: str | None = None,
+        before_cursor: str | None = None,
+        count: int | None = None,
+        next_page: str | None = None,
+        request_id: str | None = None,
+        users: _UserIndex | None = None,
+    ) -> None:
+        self.activities = activities
+        self.has_more = has_more
+        self.after_cursor = after_cursor
+        self.before_cursor = before_cursor
+        self.count = count
+        self.next_page = next_page
+        self.request_id = request_id
+        self._users = users if users is not None else _UserIndex()
+
+    def user(self, user_id: int) -> User | None:
+        """Look up a sideloaded (or inlined) user record of this page by id."""
+        if user_id == -1:
+            return self._users.lookup(-1) or SYSTEM_USER
+        return self._users.lookup(user_id)
+
+    def __iter__(self) -> Iterator[Activity]:
+        return iter(self.activities)
+
+    def __len__(self) -> int:
+        return len(self.activities)
+
+    def __repr__(self) -> str:
+        return (
+            f"ActivityPage({len(self.activities)} activities, has_more={self.has_more}, "
+            f"after_cursor={self.after_cursor!r})"
+        )
+
+
+# --- decoding helpers (one Decoder per type, built once) ---
+
+
+class _Id(msgspec.Struct):
+    id: int
+
+
+_ID_DECODER: Final = msgspec.json.Decoder(_Id)
+_USER_DECODER: Final = msgspec.json.Decoder(User)
+_CONTENT_DECODER: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ANY_DECODER: Final = msgspec.json.Decoder()
+_KIND_DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
+    "ticket": msgspec.json.Decoder(Ticket),
+    "comment": msgspec.json.Decoder(Comment),
+    "change": msgspec.json.Decoder(Change),
+}
+
+
+def _snippet(raw: bytes | memoryview | msgspec.Raw, limit: int = 120) -> str:
+    data = bytes(raw)[:limit]
+    return data.decode("utf-8", "replace")
+
+
+def _decode_error(exc: msgspec.DecodeError, raw: msgspec.Raw, base: str) -> DecodeError:
+    message = str(exc)
+    path = base
+    if " - at `$" in message:
+        message, _, rest = message.partition(" - at `$")
+        path = base + rest.rstrip("`")
+    return DecodeError(f"{message} - at `{path}`", snippet=_snippet(raw), path=path)
+
+
+def _decode_user(raw: msgspec.Raw, where: str) -> User:
+    try:
+        return _USER_DECODER.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise _decode_error(exc, raw, where) from None
+
+
+def _decode_content(raw: msgspec.Raw, where: str) -> Content:
+    if raw == _NULL:
+        return Content()
+    try:
+        parts = _CONTENT_DECODER.decode(raw)
+        data = _ANY_DECODER.decode(raw)
+        kind = next(iter(parts), "")
+        typed: dict[str, Any] = {}
+        for name, part in parts.items():
+            decoder = _KIND_DECODERS.get(name)
+            if decoder is not None:
+                try:
+                    typed[name] = decoder.decode(part)
+                except msgspec.DecodeError as exc:
+                    raise _decode_error(exc, part, f"{where}.{name}") from None
+        return Content(kind=kind, data=data, **typed)
+    except msgspec.DecodeError as exc:
+        raise _decode_error(exc, raw, where) from None

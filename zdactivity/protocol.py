@@ -1,0 +1,487 @@
+"""Everything zdactivity knows about the Zendesk protocol, as pure functions (no I/O).
+
+Requests are built as :class:`Request` values; responses are handled as ``(status, headers,
+body)``. The client (``client.py``) is a thin seam that sends one and feeds the other back here,
+so every decision (next page, which error, how long to wait) is testable without a server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from .errors import (
+    APIError,
+    AuthenticationError,
+    DecodeError,
+    InvalidRequestError,
+    NotFoundError,
+    PaginationDepthError,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+from .models import Activity, ActivityCount, ActivityPage, _decode_error, _snippet, _UserIndex
+
+__all__ = [
+    "MAX_OFFSET_PAGE",
+    "MAX_PAGE_SIZE",
+    "RateLimitHeaders",
+    "Request",
+    "count_request",
+    "decode_activity",
+    "decode_count",
+    "decode_page",
+    "error_from_response",
+    "format_since",
+    "list_request",
+    "next_request",
+    "parse_retry_after",
+    "rate_limit_from_headers",
+    "request_id_from_headers",
+    "resolve_base_url",
+    "show_request",
+]
+
+MAX_PAGE_SIZE: Final = 100
+MAX_OFFSET_PAGE: Final = 100  # Zendesk refuses offset pages past 100 (10,000 records)
+ACTIVITIES_PATH: Final = "/api/v2/activities"
+
+Pagination = Literal["cursor", "offset"]
+Headers = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request to send: method, path on the configured host, and query parameters."""
+
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    def param(self, name: str) -> str | None:
+        """The value of query parameter ``name``, or None."""
+        for key, value in self.params:
+            if key == name:
+                return value
+        return None
+
+    def with_param(self, name: str, value: str) -> Request:
+        """A copy with ``name`` set to ``value`` (replacing any previous value)."""
+        params = (*(p for p in self.params if p[0] != name), (name, value))
+        return replace(self, params=params)
+
+
+# --- configuration --------------------------------------------------------------------------
+
+_DNS_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_base_url(
+    subdomain: str | None = None, base_url: str | None = None, *, allow_http: bool = False
+) -> str:
+    """Return the ``scheme://host[:port]`` every request goes to.
+
+    ``subdomain`` must be a DNS label (``acme`` for ``https://acme.zendesk.com``). ``base_url``
+    must use https, except on loopback hosts (the emulator) or with ``allow_http=True``.
+    """
+    if (subdomain is None) == (base_url is None):
+        raise ValueError("give exactly one of subdomain= or base_url=")
+    if subdomain is not None:
+        if not isinstance(subdomain, str):
+            raise TypeError(f"subdomain must be a str, not {type(subdomain).__name__}")
+        if not _DNS_LABEL.fullmatch(subdomain):
+            raise ValueError(
+                f"subdomain {subdomain!r} is not a valid DNS label "
+                "(letters, digits and inner hyphens, at most 63 characters)"
+            )
+        return f"https://{subdomain.lower()}.zendesk.com"
+    assert base_url is not None
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
+    try:
+        parts = urlsplit(base_url.strip())
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"base_url is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError("base_url must look like https://acme.zendesk.com")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("base_url must not contain credentials; pass auth= instead")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise ValueError("base_url must be a scheme and host only, like https://acme.zendesk.com")
+    if parts.scheme == "http" and not (allow_http or _is_loopback(host)):
+        raise ValueError(
+            "plain http is refused except on loopback hosts; use https or pass allow_http=True"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}"
+
+
+def format_since(since: datetime | str) -> str:
+    """Render ``since`` as Zendesk wants it: UTC, ``%Y-%m-%dT%H:%M:%SZ``.
+
+    Accepts an aware datetime (any offset) or an ISO 8601 string with an offset or ``Z``.
+    """
+    if isinstance(since, str):
+        try:
+            value = datetime.fromisoformat(since.strip())
+        except ValueError:
+            raise ValueError(f"since {since!r} is not an ISO 8601 time") from None
+    elif isinstance(since, datetime):
+        value = since
+    else:
+        raise TypeError(f"since must be a datetime or ISO 8601 str, not {type(since).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("since must be timezone-aware (a naive time is ambiguous)")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_page_size(page_size: object) -> int:
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise TypeError(f"page_size must be an int, not {type(page_size).__name__}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
+    return page_size
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def list_request(
+    *,
+    since: datetime | str | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    cursor: str | None = None,
+    pagination: Pagination = "cursor",
+    page: int = 1,
+) -> Request:
+    """The first request of a listing. Raises ValueError/TypeError on bad arguments."""
+    _check_page_size(page_size)
+    params: list[tuple[str, str]] = []
+    if since is not None:
+        params.append(("since", format_since(since)))
+    if pagination == "cursor":
+        params.append(("page[size]", str(page_size)))
+        if cursor is not None:
+            if not isinstance(cursor, str) or not cursor:
+                raise ValueError("cursor must be a non-empty str (a saved after_cursor)")
+            params.append(("page[after]", cursor))
+    elif pagination == "offset":
+        if cursor is not None:
+            raise ValueError("cursor= only works with cursor pagination")
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise ValueError(f"page must be a positive int, not {page!r}")
+        if page > MAX_OFFSET_PAGE:
+            raise PaginationDepthError(_depth_message(page))
+        params += [("page", str(page)), ("per_page", str(page_size))]
+    else:
+        raise ValueError(f"pagination must be 'cursor' or 'offset', not {pagination!r}")
+    return Request("GET", ACTIVITIES_PATH, tuple(params))
+
+
+def show_request(activity_id: int) -> Request:
+    """The request for one activity."""
+    if isinstance(activity_id, bool) or not isinstance(activity_id, int):
+        raise TypeError(f"activity_id must be an int, not {type(activity_id).__name__}")
+    if activity_id < 1:
+        raise ValueError(f"activity_id must be positive, not {activity_id}")
+    return Request("GET", f"{ACTIVITIES_PATH}/{activity_id}")
+
+
+def count_request() -> Request:
+    """The request for the approximate count of the last 30 days."""
+    return Request("GET", f"{ACTIVITIES_PATH}/count")
+
+
+def _depth_message(page: int) -> str:
+    return (
+        f"offset pagination cannot go past page {MAX_OFFSET_PAGE} (10,000 records); "
+        f"page {page} was asked for. Use cursor pagination (the default) to read deeper."
+    )
+
+
+def next_request(request: Request, page: ActivityPage, seen: Container[str]) -> Request | None:
+    """The request for the page after ``page``, or None when the listing is complete.
+
+    Built from ``meta.after_cursor`` (or the offset page number) on the configured host; links
+    are never followed, since real responses name the account's canonical host. ``seen`` holds
+    the cursors already requested: a repeat raises :class:`PaginationError` instead of looping.
+    """
+    if request.param("page[size]") is not None:
+        if not page.has_more:
+            return None
+        cursor = page.after_cursor
+        if not cursor:
+            raise PaginationError("the server said has_more but sent no after_cursor")
+        if cursor in seen or cursor == request.param("page[after]"):
+            raise PaginationError(f"the server repeated cursor {cursor[:40]!r}; stopping")
+        return request.with_param("page[after]", cursor)
+    if page.next_page is None:
+        return None
+    number = int(request.param("page") or "1") + 1
+    if number > MAX_OFFSET_PAGE:
+        raise PaginationDepthError(_depth_message(number))
+    return request.with_param("page", str(number))
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class _Meta(msgspec.Struct):
+    has_more: bool = False
+    after_cursor: str | None = None
+    before_cursor: str | None = None
+
+
+class _PageBody(msgspec.Struct):
+    activities: list[Activity]
+    actors: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    users: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    meta: _Meta | None = None
+    count: int | None = None
+    next_page: str | None = None
+
+
+class _ShowBody(msgspec.Struct):
+    activity: Activity
+
+
+class _CountBody(msgspec.Struct):
+    count: ActivityCount
+
+
+_PAGE_DECODER: Final = msgspec.json.Decoder(_PageBody)
+_SHOW_DECODER: Final = msgspec.json.Decoder(_ShowBody)
+_COUNT_DECODER: Final = msgspec.json.Decoder(_CountBody)
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _decode_error(exc, msgspec.Raw(body), "$") from None
+    except msgspec.DecodeError as exc:
+        what = "empty body" if not body.strip() else "body is not valid JSON"
+        raise DecodeError(f"{what}: {exc}", snippet=_snippet(body)) from None
+
+
+def decode_page(body: bytes, *, request_id: str | None = None) -> ActivityPage:
+    """Decode a list response (cursor or offset). Sideloads stay raw until read."""
+    decoded: _PageBody = _decode(_PAGE_DECODER, body)
+    users = _UserIndex((("actors", decoded.actors), ("users", decoded.users)))
+    for activity in decoded.activities:
+        activity._users = users
+    meta = decoded.meta
+    if meta is not None:
+        return ActivityPage(
+            decoded.activities,
+            has_more=meta.has_more,
+            after_cursor=meta.after_cursor,
+            before_cursor=meta.before_cursor,
+            request_id=request_id,
+            users=users,
+        )
+    return ActivityPage(
+        decoded.activities,
+        has_more=decoded.next_page is not None,
+        count=decoded.count,
+        next_page=decoded.next_page,
+        request_id=request_id,
+        users=users,
+    )
+
+
+def decode_activity(body: bytes) -> Activity:
+    """Decode a show response."""
+    activity: Activity = _decode(_SHOW_DECODER, body).activity
+    activity._users = _UserIndex()
+    return activity
+
+
+def decode_count(body: bytes) -> ActivityCount:
+    """Decode a count response."""
+    count: ActivityCount = _decode(_COUNT_DECODER, body).count
+    return count
+
+
+def check_content_type(headers: Headers, body: bytes) -> None:
+    """Refuse a successful response that says it is not JSON (an HTML proxy page, say)."""
+    content_type = header(headers, "Content-Type")
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise DecodeError(
+            f"expected a JSON body, got {media or 'no'} content", snippet=_snippet(body)
+        )
+
+
+# --- headers --------------------------------------------------------------------------------
+
+
+def header(headers: Headers, name: str) -> str | None:
+    """Case-insensitive header lookup that works on plain dicts too."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lower = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lower:
+            return value
+    return None
+
+
+def request_id_from_headers(headers: Headers) -> str | None:
+    """Zendesk's request id (``X-Zendesk-Request-Id``, else ``X-Request-Id``)."""
+    value = header(headers, "X-Zendesk-Request-Id") or header(headers, "X-Request-Id")
+    return value.split(",")[0].strip() if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHeaders:
+    """What a response says of the account's rate limit; None where a header is absent."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.split(",")[0].strip())
+    except ValueError:
+        return None
+    return number if number >= 0 and number == number else None
+
+
+def rate_limit_from_headers(headers: Headers) -> RateLimitHeaders:
+    """Read the limit, remaining and reset headers, in any of Zendesk's spellings."""
+
+    def first(*names: str) -> float | None:
+        for name in names:
+            value = _number(header(headers, name))
+            if value is not None:
+                return value
+        return None
+
+    limit = first("X-Rate-Limit", "rate-limit", "ratelimit-limit")
+    remaining = first("X-Rate-Limit-Remaining", "rate-limit-remaining", "ratelimit-remaining")
+    reset = first("rate-limit-reset", "ratelimit-reset")
+    return RateLimitHeaders(
+        limit=int(limit) if limit is not None else None,
+        remaining=int(remaining) if remaining is not None else None,
+        reset=reset,
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: integer or fractional seconds, or an HTTP
+    date. None when absent or unreadable; never negative."""
+    if value is None or not value.strip():
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return seconds
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+_ERROR_CLASSES: Final[dict[int, type[APIError]]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
+_TAG: Final = re.compile(r"<[^>]*>")
+_SPACE: Final = re.compile(r"\s+")
+_BODY_LIMIT: Final = 2000
+
+
+def _error_details(body: bytes) -> tuple[str | None, str | None]:
+    """Zendesk's error code and description, from any of its body shapes."""
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        text = _SPACE.sub(" ", _TAG.sub(" ", body[:_BODY_LIMIT].decode("utf-8", "replace")))
+        return None, text.strip()[:200] or None
+    if not isinstance(data, dict):
+        return None, None
+    error, errors = data.get("error"), data.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        details = [
+            str(e.get("detail") or e.get("title") or "") for e in errors if isinstance(e, dict)
+        ]
+        return _str(first.get("code")), "; ".join(d for d in details if d) or None
+    if isinstance(error, dict):
+        return _str(error.get("title")), _str(error.get("message") or error.get("description"))
+    description = _str(data.get("description") or data.get("message"))
+    if isinstance(error, str):
+        if description is None and " " in error.strip():
+            return None, error  # {"error": "Couldn't authenticate you"}
+        return error, description
+    return None, description
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def error_from_response(
+    status: int,
+    headers: Headers,
+    body: bytes,
+    *,
+    method: str | None = None,
+    path: str | None = None,
+    now: datetime | None = None,
+) -> APIError:
+    """The exception for an error response (status >= 300)."""
+    code, description = _error_details(body)
+    cls = _ERROR_CLASSES.get(status) or (ServerError if status >= 500 else APIError)
+    retry_after = None
+    if status in (429, 503):
+        retry_after = parse_retry_after(header(headers, "Retry-After"), now=now)
+    return cls(
+        status,
+        code=code,
+        description=description,
+        request_id=request_id_from_headers(headers),
+        body=body[:_BODY_LIMIT].decode("utf-8", "replace"),
+        method=method,
+        path=path,
+        retry_after=retry_after,
+    )
