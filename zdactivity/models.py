@@ -173,16 +173,17 @@ class _UserIndex:
         index: dict[int, tuple[msgspec.Raw, str]] = {}
         for name, records in self._sideloads:
             for i, raw in enumerate(records):
-                where = f"$.{name}[{i}]"
                 try:
-                    index.setdefault(_ID_DECODER.decode(raw).id, (raw, where))
+                    index.setdefault(_ID_DECODER.decode(raw).id, (raw, f"$.{name}[{i}]"))
                 except msgspec.DecodeError as exc:
-                    raise _decode_error(exc, raw, where) from None
+                    raise _decode_error(exc, raw, f"$.{name}[{i}]") from None
         self._sideloads = ()
         self._index = index
         return index
 
-    def get(self, user_id: int | None, inline: msgspec.Raw, where: str) -> User | None:
+    def get(
+        self, user_id: int | None, inline: msgspec.Raw, activity_id: int, key: str
+    ) -> User | None:
         if user_id is not None:
             user = self._decoded.get(user_id)
             if user is not None:
@@ -195,12 +196,12 @@ class _UserIndex:
                 return user
         if inline == _NULL:
             return None
-        user = _decode_user(inline, where)
-        self._decoded.setdefault(user.id, user)
+        user = _decode_user(inline, f"$.activities[id={activity_id}].{key}")
+        self._decoded.setdefault(user.id if user_id is None else user_id, user)
         return user
 
     def lookup(self, user_id: int) -> User | None:
-        return self.get(user_id, _NULL, "")
+        return self.get(user_id, _NULL, 0, "")
 
 
 class Activity(msgspec.Struct, kw_only=True):
@@ -231,7 +232,7 @@ class Activity(msgspec.Struct, kw_only=True):
         users = self._users
         if users is None:
             users = self._users = _UserIndex()
-        user = users.get(self.actor_id, self._actor, f"$.activities[id={self.id}].actor")
+        user = users.get(self.actor_id, self._actor, self.id, "actor")
         if user is None and self.actor_id == -1:
             return SYSTEM_USER
         return user
@@ -242,7 +243,7 @@ class Activity(msgspec.Struct, kw_only=True):
         users = self._users
         if users is None:
             users = self._users = _UserIndex()
-        return users.get(self.user_id, self._user, f"$.activities[id={self.id}].user")
+        return users.get(self.user_id, self._user, self.id, "user")
 
     @property
     def object(self) -> Content:
