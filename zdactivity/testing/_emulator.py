@@ -1,0 +1,223 @@
+"""``Emulator``: a local, seeded Zendesk account serving the Ticket Activities API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from ._data import Account, Agent
+from ._server import RateLimiter, RecordedRequest, Server, ServerConfig
+
+__all__ = ["Emulator"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Emulator:
+    """A fake Zendesk account serving ``/api/v2/activities`` on a local port.
+
+    See the ``zdactivity.testing`` module docstring for usage.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        agents: int = 3,
+        actors: int = 20,
+        activities_per_agent: int = 50,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        canonical_host: str | None = None,
+        rate_limit: int = 700,
+        rate_limit_window: float = 60.0,
+        enforce_rate_limit: bool = True,
+        since_inclusive: bool = True,
+        zendesk_request_id: bool = True,
+        count_cap: int = 100_000,
+        system_actor_share: float = 0.05,
+        clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        if agents < 0 or actors < 0 or activities_per_agent < 0:
+            raise ValueError("agents, actors and activities_per_agent must be >= 0")
+        if rate_limit < 0 or rate_limit_window <= 0:
+            raise ValueError("rate_limit must be >= 0 and rate_limit_window > 0")
+        if not 0.0 <= system_actor_share <= 1.0:
+            raise ValueError("system_actor_share must be between 0 and 1")
+        self._host = host
+        self._port = port
+        self._canonical_host = canonical_host
+        self._account = Account(
+            seed=seed,
+            agents=agents,
+            actors=actors,
+            activities_per_agent=activities_per_agent,
+            system_actor_share=system_actor_share,
+            clock=clock or _utc_now,
+        )
+        self._server = Server(
+            self._account,
+            ServerConfig(
+                canonical_host=canonical_host,
+                since_inclusive=since_inclusive,
+                zendesk_request_id=zendesk_request_id,
+                count_cap=count_cap,
+            ),
+            RateLimiter(
+                rate_limit, rate_limit_window, monotonic or time.monotonic, enforce_rate_limit
+            ),
+            request_id_seed=seed,
+        )
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and start serving. Raises RuntimeError if already started."""
+        if self._runner is not None:
+            raise RuntimeError("Emulator already started")
+        runner = web.AppRunner(
+            self._server.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        address = runner.addresses[0]
+        self._bound_port = int(address[1])
+        self._runner = runner
+
+    async def stop(self) -> None:
+        """Close every connection and stop serving. Safe to call more than once."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- addresses ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL to call, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
+        if self._bound_port is None:
+            raise RuntimeError("Emulator not started: call start() or use `async with`")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._bound_port}"
+
+    def _base(self) -> str:
+        """Base URL of ``url`` fields in returned activities: what a client of ``url`` sees."""
+        if self._canonical_host:
+            return f"https://{self._canonical_host}"
+        if self._bound_port is not None:
+            return self.url
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    # -- account ------------------------------------------------------------------------------
+
+    @property
+    def agents(self) -> list[Agent]:
+        """The agents (role agent/admin) with credentials: seeded ones, then ``add_agent`` ones."""
+        return list(self._account.agents)
+
+    def add_agent(
+        self, name: str | None = None, *, email: str | None = None, role: str = "agent"
+    ) -> Agent:
+        """Create an agent (``role`` "agent" or "admin") with credentials and no activities."""
+        return self._account.add_agent(name=name, email=email, role=role)
+
+    def add_end_user(self, name: str | None = None, *, email: str | None = None) -> Agent:
+        """Create an end-user with credentials; the activities endpoints answer it 403."""
+        return self._account.add_end_user(name=name, email=email)
+
+    def add_activity(
+        self,
+        agent: Agent | int,
+        *,
+        verb: str = "tickets.comment",
+        actor_id: int | None = None,
+        created_at: datetime | str | None = None,
+        ticket_id: int | None = None,
+        object: Any = None,  # the API's field name
+        target: Any = None,
+        title: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one activity to ``agent``'s stream and return it as the API would show it.
+
+        ``created_at`` defaults to ``clock()`` (whole seconds; naive datetimes are UTC);
+        ``actor_id`` to a random actor (or -1, the system user, with ``system_actor_share``);
+        ``object``/``target``/``title`` override the generated content, so any JSON (an unknown
+        kind such as ``{"sla_event": {...}}``) can be served. Safe while clients are polling.
+        """
+        act = self._account.add_activity(
+            agent.user_id if isinstance(agent, Agent) else agent,
+            verb=verb,
+            actor_id=actor_id,
+            created_at=created_at,
+            ticket_id=ticket_id,
+            obj=object,
+            target=target,
+            title=title,
+        )
+        return self._account.as_dict(act, self._base())
+
+    def activities_for(self, agent: Agent | int, *, window: bool = True) -> list[dict[str, Any]]:
+        """``agent``'s activities in server order (newest first), as the list endpoint shows them.
+
+        With ``window=False`` also those older than the 30-day window.
+        """
+        account = self._account
+        stream = account.stream_of(agent.user_id if isinstance(agent, Agent) else agent)
+        items = stream.items[: stream.end_for(account.window_start())] if window else stream.items
+        base = self._base()
+        return [account.as_dict(act, base) for act in items]
+
+    # -- observation --------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request answered so far (a snapshot), oldest first."""
+        return list(self._server.counters.requests)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being handled (body writing included) right now."""
+        return self._server.counters.in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """Peak of ``in_flight`` since start or the last ``reset_log()``."""
+        return self._server.counters.max_in_flight
+
+    def reset_log(self) -> None:
+        """Forget recorded requests and reset ``max_in_flight`` to the current ``in_flight``."""
+        counters = self._server.counters
+        counters.requests.clear()
+        counters.max_in_flight = counters.in_flight
+
+    def __repr__(self) -> str:
+        where = self.url if self._bound_port is not None and self._runner else "not started"
+        return f"<Emulator {where} agents={len(self._account.agents)}>"
