@@ -5,24 +5,27 @@ from __future__ import annotations
 import copy
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
 import aiohttp
+import msgspec
 
 from . import protocol
 from ._version import __version__
-from .auth import Auth
-from .errors import ZendeskError
+from .auth import Auth, OAuthToken
+from .errors import AuthenticationError, RateLimitError, ZendeskError
 from .models import Activity, ActivityCount, ActivityPage
 from .pagination import ActivityPager
 from .protocol import Pagination, Request
+from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .transport import Response, Timeout, send
 
-__all__ = ["ActivitiesAPI", "Client"]
+__all__ = ["ActivitiesAPI", "Client", "ClientStats", "RequestEvent"]
 
 log = logging.getLogger("zdactivity")
 T = TypeVar("T")
@@ -35,16 +38,62 @@ DEFAULT_USER_AGENT = (
 )
 
 
+@dataclass
+class ClientStats:
+    """Counters of one account's traffic (shared by a client and its ``with_auth`` views)."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    errors: int = 0
+    refreshes: int = 0
+    bytes_received: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """What a ``on_request`` hook is told after each attempt. Carries no credentials."""
+
+    method: str
+    path: str
+    attempt: int
+    status: int | None
+    request_id: str | None
+    elapsed: float
+    error: ZendeskError | None = None
+    retry_in: float | None = None
+
+
+RequestHook = Callable[[RequestEvent], None]
+
+
 class _Shared:
-    """What a client and all its ``with_auth`` views share: the session and its owner flag."""
+    """What a client and all its ``with_auth`` views share: session, limiter, counters."""
 
-    __slots__ = ("borrowed", "closed", "max_connections", "session")
+    __slots__ = (
+        "borrowed",
+        "closed",
+        "limiter",
+        "max_connections",
+        "session",
+        "stats",
+        "trace_configs",
+    )
 
-    def __init__(self, session: aiohttp.ClientSession | None, max_connections: int) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None,
+        max_connections: int,
+        limiter: RateLimiter,
+        trace_configs: Sequence[aiohttp.TraceConfig],
+    ) -> None:
         self.session = session
         self.borrowed = session is not None
         self.closed = False
         self.max_connections = max_connections
+        self.limiter = limiter
+        self.stats = ClientStats()
+        self.trace_configs = list(trace_configs)
 
     def get_session(self) -> aiohttp.ClientSession:
         if self.closed:
@@ -52,7 +101,9 @@ class _Shared:
         if self.session is None:
             # Created lazily, inside the running event loop.
             connector = aiohttp.TCPConnector(limit=self.max_connections)
-            self.session = aiohttp.ClientSession(connector=connector)
+            self.session = aiohttp.ClientSession(
+                connector=connector, trace_configs=self.trace_configs or None
+            )
         return self.session
 
 
@@ -67,8 +118,13 @@ class Client:
 
     It owns one :class:`aiohttp.ClientSession`, or borrows ``session`` (and then never closes
     it). :meth:`with_auth` gives a client for another agent of the same account that shares the
-    session. ``base_url`` must be https except on loopback (the emulator) or with
-    ``allow_http=True``.
+    session, the :class:`~zdactivity.RateLimiter` and the counters. ``base_url`` must be https
+    except on loopback (the emulator) or with ``allow_http=True``.
+
+    ``rate_limiter``: pass one object to every client of an account (one is made otherwise).
+    ``on_request``: a callable told of every attempt (:class:`RequestEvent`).
+    ``trace_configs``: aiohttp trace configs for the owned session (they see raw headers,
+    credentials included: redact before logging).
     """
 
     def __init__(
@@ -84,6 +140,9 @@ class Client:
         allow_http: bool = False,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_connections: int = 100,
+        rate_limiter: RateLimiter | None = None,
+        on_request: RequestHook | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         self.base_url = protocol.resolve_base_url(subdomain, base_url, allow_http=allow_http)
         self._auth = _check_auth(auth)
@@ -98,7 +157,12 @@ class Client:
         if max_body_size < 1:
             raise ValueError("max_body_size must be positive")
         self.max_body_size = max_body_size
-        self._shared = _Shared(session, max_connections)
+        if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
+            raise TypeError("rate_limiter must be a zdactivity.RateLimiter")
+        self._shared = _Shared(
+            session, max_connections, rate_limiter or RateLimiter(), trace_configs
+        )
+        self.on_request = on_request
         self._is_view = False
         self.activities = ActivitiesAPI(self)
 
@@ -139,6 +203,16 @@ class Client:
         return view
 
     @property
+    def rate_limiter(self) -> RateLimiter:
+        """The account's shared rate limiter."""
+        return self._shared.limiter
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters of the account's requests, retries, 429s and bytes received."""
+        return self._shared.stats
+
+    @property
     def auth(self) -> Auth:
         """The credentials this client sends (their repr hides the secret)."""
         return self._auth
@@ -148,61 +222,174 @@ class Client:
 
     # --- requests ---
 
-    async def _send_once(self, request: Request) -> Response:
-        return await send(
-            self._shared.get_session(),
-            self.base_url + request.path,
-            method=request.method,
-            params=request.params,
-            headers={
-                "Authorization": self._auth.authorization(),
-                "Accept": "application/json",
-                "User-Agent": self.user_agent,
-            },
-            client_timeout=self._client_timeout,
-            max_body_size=self.max_body_size,
-        )
+    async def _send_once(self, request: Request, authorization: str | None) -> Response:
+        shared = self._shared
+        limiter = shared.limiter
+        permit = await limiter.acquire(max_wait=self.retry.max_retry_after)
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        try:
+            response = await send(
+                shared.get_session(),
+                self.base_url + request.path,
+                method=request.method,
+                params=request.params,
+                headers=headers,
+                client_timeout=self._client_timeout,
+                max_body_size=self.max_body_size,
+                data=dict(request.form) if request.form is not None else None,
+            )
+        except BaseException:
+            limiter.release(permit)
+            raise
+        limiter.observe(permit, protocol.rate_limit_from_headers(response.headers))
+        return response
 
     async def call(self, request: Request, decode: Callable[[Response], T]) -> T:
-        """Send ``request`` with retries and decode a successful response with ``decode``."""
-        policy = self.retry
+        """Send ``request`` with retries and decode a successful response with ``decode``.
+
+        Each attempt waits for the account's rate limiter; a 429 pauses the whole account.
+        A 401 with a refreshable :class:`OAuthToken` refreshes it once and retries.
+        """
+        policy, shared, auth = self.retry, self._shared, self._auth
         started = policy.clock()
         attempt = 0
+        refreshed = False
         while True:
             attempt += 1
+            generation = auth.generation if isinstance(auth, OAuthToken) else 0
+            sent = policy.clock()
+            status = request_id = None
             try:
-                response = await self._send_once(request)
-                log.debug(
-                    "%s %s -> %s (request id %s, attempt %d)",
-                    request.method,
-                    request.path,
-                    response.status,
-                    protocol.request_id_from_headers(response.headers),
-                    attempt,
-                )
-                if response.status >= 300:
+                shared.stats.requests += 1
+                response = await self._send_once(request, auth.authorization())
+                status = response.status
+                shared.stats.bytes_received += len(response.body)
+                request_id = protocol.request_id_from_headers(response.headers)
+                if status >= 300:
                     raise protocol.error_from_response(
-                        response.status,
+                        status,
                         response.headers,
                         response.body,
                         method=request.method,
                         path=request.path,
                     )
                 protocol.check_content_type(response.headers, response.body)
-                return decode(response)
+                result = decode(response)
+                self._report(request, attempt, status, request_id, sent, None, None)
+                return result
             except ZendeskError as error:
+                shared.stats.errors += 1
+                if isinstance(error, RateLimitError):
+                    shared.stats.rate_limited += 1
+                    shared.limiter.pause(
+                        error.retry_after if error.retry_after is not None else 1.0
+                    )
+                if (
+                    isinstance(error, AuthenticationError)
+                    and isinstance(auth, OAuthToken)
+                    and auth.can_refresh
+                    and not refreshed
+                ):
+                    self._report(request, attempt, status, request_id, sent, error, 0.0)
+                    refreshed = True
+                    await self._refresh(auth, generation)
+                    continue
                 delay = policy.delay_for(error, attempt, policy.clock() - started)
+                self._report(request, attempt, status, request_id, sent, error, delay)
                 if delay is None:
                     raise
-                log.debug(
-                    "%s %s failed (%s); retry %d in %.2fs",
+                shared.stats.retries += 1
+                await policy.sleep(delay)
+
+    def _report(
+        self,
+        request: Request,
+        attempt: int,
+        status: int | None,
+        request_id: str | None,
+        sent: float,
+        error: ZendeskError | None,
+        retry_in: float | None,
+    ) -> None:
+        elapsed = self.retry.clock() - sent
+        if error is None:
+            log.debug(
+                "%s %s -> %s (request id %s, attempt %d, %.3fs)",
+                request.method,
+                request.path,
+                status,
+                request_id,
+                attempt,
+                elapsed,
+            )
+        else:
+            log.debug(
+                "%s %s -> %s (request id %s, attempt %d): %s; %s",
+                request.method,
+                request.path,
+                status,
+                request_id,
+                attempt,
+                type(error).__name__,
+                "giving up" if retry_in is None else f"retry in {retry_in:.2f}s",
+            )
+        if self.on_request is not None:
+            self.on_request(
+                RequestEvent(
                     request.method,
                     request.path,
-                    type(error).__name__,
                     attempt,
-                    delay,
+                    status,
+                    request_id,
+                    elapsed,
+                    error,
+                    retry_in,
                 )
-                await policy.sleep(delay)
+            )
+
+    async def _refresh(self, auth: OAuthToken, generation: int) -> None:
+        async def send_refresh(form: dict[str, str]) -> tuple[str, str]:
+            request = Request("POST", "/oauth/tokens", form=tuple(form.items()))
+            try:
+                response = await self._send_once(request, None)
+            except ZendeskError as exc:
+                raise AuthenticationError(401, description=f"OAuth refresh failed: {exc}") from exc
+            if response.status >= 300:
+                error = protocol.error_from_response(
+                    response.status,
+                    response.headers,
+                    response.body,
+                    method="POST",
+                    path="/oauth/tokens",
+                )
+                raise AuthenticationError(
+                    error.status,
+                    code=error.code,
+                    description=f"OAuth refresh failed: {error.description or error.status}",
+                    request_id=error.request_id,
+                    method="POST",
+                    path="/oauth/tokens",
+                ) from None
+            try:
+                pair = _TOKEN_DECODER.decode(response.body)
+            except msgspec.DecodeError:
+                raise AuthenticationError(
+                    response.status, description="OAuth refresh returned no token pair"
+                ) from None
+            self._shared.stats.refreshes += 1
+            return pair.access_token, pair.refresh_token
+
+        await auth.refresh(generation, send_refresh)
+
+
+class _TokenPair(msgspec.Struct):
+    access_token: str
+    refresh_token: str
+
+
+_TOKEN_DECODER = msgspec.json.Decoder(_TokenPair)
 
 
 class ActivitiesAPI:

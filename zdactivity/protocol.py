@@ -67,6 +67,7 @@ class Request:
     method: str
     path: str
     params: tuple[tuple[str, str], ...] = ()
+    form: tuple[tuple[str, str], ...] | None = None
 
     def param(self, name: str) -> str | None:
         """The value of query parameter ``name``, or None."""

@@ -1,0 +1,264 @@
+"""One request budget per Zendesk account.
+
+Zendesk counts every request of an account (all agents, tokens and integrations) against one
+per-minute budget. A :class:`RateLimiter` is shared by every client of an account (``with_auth``
+views share it automatically; pass the same object to separately built clients) and spends that
+budget proactively:
+
+- It learns the limit, the remaining budget and the window's reset from each response
+  (``X-Rate-Limit``/``rate-limit``/``ratelimit-limit``, ``...-remaining``, ``rate-limit-reset``),
+  or starts from a configured plan limit.
+- It grants requests while the window has budget left above a ``reserve`` share kept free for
+  the account's other integrations, then holds the rest until the window resets.
+- Its own in-flight requests are counted locally, so a burst of concurrent requests cannot
+  overshoot what the last response said was left.
+- A 429 anywhere pauses every request of the account until ``Retry-After`` has passed.
+- Until the first response says whether the server reports its budget, one request is sent at a
+  time (a probe); a server that sends no rate-limit headers is not throttled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .errors import RateLimitError
+from .protocol import RateLimitHeaders
+
+__all__ = ["Permit", "RateLimitState", "RateLimiter"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    """A snapshot of a limiter. Times are seconds from now; None where unknown."""
+
+    limit: int | None
+    remaining: int | None
+    reserved: int
+    in_flight: int
+    resets_in: float | None
+    paused_for: float | None
+
+
+class Permit:
+    """One granted request; hand it back with :meth:`RateLimiter.observe` or ``release``."""
+
+    __slots__ = ("done", "epoch", "seq")
+
+    def __init__(self, seq: int, epoch: int) -> None:
+        self.seq = seq
+        self.epoch = epoch
+        self.done = False
+
+
+class RateLimiter:
+    """The request budget of one account, shared by all of its clients.
+
+    ``limit``: the plan's requests per window if known (Team 200, Growth/Professional 400,
+    Enterprise 700, High Volume 2,500 per minute); learnt from responses otherwise.
+    ``reserve``: the share of the budget left free for the account's other integrations.
+    ``window``: the length of Zendesk's window in seconds (60). ``clock`` and ``sleep`` are
+    injectable for tests.
+    """
+
+    def __init__(
+        self,
+        limit: int | None = None,
+        *,
+        reserve: float = 0.0,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be a positive number of requests per window")
+        if not 0.0 <= reserve < 1.0:
+            raise ValueError("reserve must be a share between 0 and 1")
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.reserve = reserve
+        self.window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._limit = limit
+        self._remaining: int | None = None
+        self._window_end: float | None = None
+        self._paused_until = 0.0
+        self._reports_budget: bool | None = None  # unknown until the first response
+        self._epoch = 0
+        self._seq = 0
+        self._outstanding: dict[int, Permit] = {}
+        self._changed: asyncio.Event | None = None
+
+    # --- state ---
+
+    @property
+    def limit(self) -> int | None:
+        """Requests per window, as configured or last reported."""
+        return self._limit
+
+    @property
+    def remaining(self) -> int | None:
+        """Requests believed left in the current window (reserve included), or None."""
+        return self._remaining
+
+    @property
+    def paused_until(self) -> float | None:
+        """The ``clock()`` time a 429 paused the account until, if that is still ahead."""
+        return self._paused_until if self._paused_until > self._clock() else None
+
+    def state(self) -> RateLimitState:
+        """A snapshot: limit, remaining, reserve, in flight, reset and pause (seconds from now)."""
+        now = self._clock()
+        return RateLimitState(
+            limit=self._limit,
+            remaining=self._remaining,
+            reserved=self._reserved(),
+            in_flight=len(self._outstanding),
+            resets_in=None if self._window_end is None else max(0.0, self._window_end - now),
+            paused_for=self._paused_until - now if self._paused_until > now else None,
+        )
+
+    def __repr__(self) -> str:
+        s = self.state()
+        return (
+            f"RateLimiter(limit={s.limit}, remaining={s.remaining}, reserve={self.reserve}, "
+            f"in_flight={s.in_flight}, paused_for={s.paused_for})"
+        )
+
+    def _reserved(self) -> int:
+        return math.ceil(self._limit * self.reserve) if self._limit else 0
+
+    # --- granting ---
+
+    async def acquire(self, *, max_wait: float | None = None) -> Permit:
+        """Wait until the account's budget allows one more request, and take it.
+
+        If a 429 paused the account for longer than ``max_wait`` seconds, raise
+        :class:`~zdactivity.RateLimitError` at once instead of sleeping.
+        """
+        while True:
+            now = self._clock()
+            if now < self._paused_until:
+                pause = self._paused_until - now
+                if max_wait is not None and pause > max_wait:
+                    raise RateLimitError(
+                        429,
+                        retry_after=pause,
+                        description="the account is paused by an earlier 429 for longer than "
+                        f"the retry policy's max_retry_after ({max_wait:g}s)",
+                    )
+                await self._sleep(pause)
+                continue
+            self._roll(now)
+            wait = self._try_grant(now)
+            if isinstance(wait, Permit):
+                return wait
+            if wait is None:
+                await self._wait_for_change()
+            else:
+                await self._sleep(wait)
+
+    def _try_grant(self, now: float) -> Permit | float | None:
+        """A permit, or seconds to sleep, or None to wait for the next response."""
+        if self._reports_budget is False:
+            return self._grant()
+        if self._remaining is None:
+            # Nothing known yet: probe with one request at a time.
+            return None if self._outstanding else self._grant()
+        if self._remaining - self._reserved() >= 1:
+            self._remaining -= 1
+            return self._grant()
+        if self._window_end is not None:
+            return max(self._window_end - now, 0.001)
+        return None if self._outstanding else self.window
+
+    def _grant(self) -> Permit:
+        self._seq += 1
+        permit = Permit(self._seq, self._epoch)
+        self._outstanding[permit.seq] = permit
+        return permit
+
+    def _roll(self, now: float) -> None:
+        end = self._window_end
+        if end is None or now < end:
+            return
+        self._window_end = end + self.window * (math.floor((now - end) / self.window) + 1)
+        self._epoch += 1
+        if self._limit is not None:
+            self._remaining = self._limit
+
+    async def _wait_for_change(self) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        await self._changed.wait()
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    # --- feedback ---
+
+    def release(self, permit: Permit) -> None:
+        """Return a permit whose request got no response (error or cancellation)."""
+        if not permit.done:
+            permit.done = True
+            self._outstanding.pop(permit.seq, None)
+            self._notify()
+
+    def observe(self, permit: Permit, headers: RateLimitHeaders) -> None:
+        """Learn from the response to ``permit``'s request, and return the permit."""
+        if permit.done:
+            return
+        now = self._clock()
+        self.release(permit)
+        reported = headers.limit is not None or headers.remaining is not None
+        if self._reports_budget is None or reported:
+            self._reports_budget = reported
+        if not reported:
+            return
+        if headers.limit is not None:
+            self._limit = headers.limit
+        self._roll(now)
+        if headers.reset is not None:
+            end = now + headers.reset
+            if self._window_end is None or end > self._window_end + self.window / 2:
+                self._start_window(end)  # the server is in a window we did not know about
+            elif end < self._window_end - self.window / 2:
+                return  # a late answer from the previous window: its counts are stale
+            else:
+                self._window_end = min(self._window_end, end)
+        elif self._window_end is None:
+            self._start_window(now + self.window)
+        elif permit.epoch != self._epoch:
+            return
+        if headers.remaining is not None:
+            # The server counted this request; ours granted after it are not in its count yet.
+            later = sum(1 for seq in self._outstanding if seq > permit.seq)
+            estimate = headers.remaining - later
+            self._remaining = (
+                estimate if self._remaining is None else min(self._remaining, estimate)
+            )
+            self._remaining = max(self._remaining, 0)
+        elif self._remaining is None and self._limit is not None:
+            self._remaining = self._limit - len(self._outstanding)
+
+    def _start_window(self, end: float) -> None:
+        self._window_end = end
+        self._epoch += 1
+        self._remaining = None
+
+    def pause(self, seconds: float) -> None:
+        """A 429 said to wait ``seconds``: hold every request of the account until then."""
+        now = self._clock()
+        until = now + max(seconds, 0.0)
+        if until > self._paused_until:
+            self._paused_until = until
+        # The budget is spent until then; a fresh window starts when the pause ends.
+        self._window_end = until
+        self._remaining = 0
+        self._notify()
