@@ -69,6 +69,10 @@ class APIError(ZendeskError):
         self.path = path
         super().__init__(self._message())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuild from the attributes, not from args (which hold the formatted message).
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
     def _message(self) -> str:
         parts = [f"HTTP {self.status}"]
         if self.method and self.path:
@@ -81,6 +85,13 @@ class APIError(ZendeskError):
         if self.request_id:
             parts.append(f"(request id {self.request_id})")
         return " ".join(parts)
+
+
+def _rebuild(cls: type[APIError], state: dict[str, object]) -> APIError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error._message())
+    return error
 
 
 class AuthenticationError(APIError):

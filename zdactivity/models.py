@@ -274,10 +274,25 @@ class Activity(msgspec.Struct, kw_only=True):
         index._index = {}
         return copy
 
+    def _identity(self) -> tuple[builtins.object, ...]:
+        # What the activity says, not how its users arrived (inline, sideloaded, detached).
+        return (
+            self.id,
+            self.url,
+            self.verb,
+            self.title,
+            self.actor_id,
+            self.user_id,
+            self.created_at,
+            self.updated_at,
+            bytes(self._object),
+            bytes(self._target),
+        )
+
     def __eq__(self, other: builtins.object) -> bool:
         if not isinstance(other, Activity):
             return NotImplemented
-        return msgspec.structs.astuple(self)[:-1] == msgspec.structs.astuple(other)[:-1]
+        return self._identity() == other._identity()
 
     def __repr__(self) -> str:
         return (
@@ -328,9 +343,18 @@ class ActivityPage:
 
     def user(self, user_id: int) -> User | None:
         """Look up a sideloaded (or inlined) user record of this page by id."""
-        if user_id == -1:
-            return self._users.lookup(-1) or SYSTEM_USER
-        return self._users.lookup(user_id)
+        found = self._users.lookup(user_id)
+        if found is None:
+            for activity in self.activities:
+                if activity.actor_id == user_id:
+                    found = activity.actor
+                elif activity.user_id == user_id:
+                    found = activity.user
+                if found is not None:
+                    break
+        if found is None and user_id == -1:
+            return SYSTEM_USER
+        return found
 
     def __iter__(self) -> Iterator[Activity]:
         return iter(self.activities)

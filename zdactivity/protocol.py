@@ -8,6 +8,7 @@ so every decision (next page, which error, how long to wait) is testable without
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, replace
@@ -156,7 +157,15 @@ def format_since(since: datetime | str) -> str:
         raise TypeError(f"since must be a datetime or ISO 8601 str, not {type(since).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("since must be timezone-aware (a naive time is ambiguous)")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"since {value!r} is out of range in UTC") from None
+    # Not strftime: it does not zero-pad years before 1000.
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
+    )
 
 
 def _check_page_size(page_size: object) -> int:
@@ -356,8 +365,11 @@ def header(headers: Headers, name: str) -> str | None:
 
 def request_id_from_headers(headers: Headers) -> str | None:
     """Zendesk's request id (``X-Zendesk-Request-Id``, else ``X-Request-Id``)."""
-    value = header(headers, "X-Zendesk-Request-Id") or header(headers, "X-Request-Id")
-    return value.split(",")[0].strip() if value else None
+    for name in ("X-Zendesk-Request-Id", "X-Request-Id"):
+        for part in (header(headers, name) or "").split(","):
+            if part.strip():
+                return part.strip()
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +388,7 @@ def _number(value: str | None) -> float | None:
         number = float(value.split(",")[0].strip())
     except ValueError:
         return None
-    return number if number >= 0 and number == number else None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def rate_limit_from_headers(headers: Headers) -> RateLimitHeaders:
@@ -426,7 +438,7 @@ _ERROR_CLASSES: Final[dict[int, type[APIError]]] = {
     422: InvalidRequestError,
     429: RateLimitError,
 }
-_TAG: Final = re.compile(r"<[^>]*>")
+_TAG: Final = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _SPACE: Final = re.compile(r"\s+")
 _BODY_LIMIT: Final = 2000
 
@@ -443,13 +455,18 @@ def _error_details(body: bytes) -> tuple[str | None, str | None]:
     error, errors = data.get("error"), data.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
-        details = [
+        texts = [
             str(e.get("detail") or e.get("title") or "") for e in errors if isinstance(e, dict)
         ]
-        return _str(first.get("code")), "; ".join(d for d in details if d) or None
+        return _str(first.get("code")), "; ".join(t for t in texts if t) or None
     if isinstance(error, dict):
         return _str(error.get("title")), _str(error.get("message") or error.get("description"))
     description = _str(data.get("description") or data.get("message"))
+    details = data.get("details")
+    if details:
+        # RecordInvalid: {"details": {"field": [{"description": "..."}]}} holds the useful text.
+        extra = msgspec.json.encode(details).decode()[:300]
+        description = f"{description}: {extra}" if description else extra
     if isinstance(error, str):
         if description is None and " " in error.strip():
             return None, error  # {"error": "Couldn't authenticate you"}

@@ -50,8 +50,11 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_tries < 1:
             raise ValueError("max_tries must be at least 1")
-        if self.max_time <= 0 or self.base_delay < 0 or self.max_delay < 0:
-            raise ValueError("max_time must be positive and delays not negative")
+        if not self.max_time > 0:
+            raise ValueError("max_time must be positive")
+        for name in ("base_delay", "max_delay", "max_retry_after"):
+            if not getattr(self, name) >= 0:  # also refuses NaN
+                raise ValueError(f"{name} must be a number >= 0")
 
     @classmethod
     def no_retry(cls) -> RetryPolicy:
