@@ -12,8 +12,8 @@ Quick look::
 """
 
 from ._version import __version__
-from .auth import APIToken, Auth, OAuthToken
-from .client import ActivitiesAPI, Client
+from .auth import APIToken, Auth, OAuthToken, OnRefresh
+from .client import ActivitiesAPI, Client, ClientStats, RequestEvent
 from .errors import (
     APIError,
     AuthenticationError,
@@ -42,6 +42,7 @@ from .models import (
     User,
 )
 from .pagination import ActivityPager, PageIterator
+from .ratelimit import RateLimiter, RateLimitState
 from .retry import RetryPolicy
 from .transport import Timeout
 
@@ -58,18 +59,23 @@ __all__ = [
     "AuthenticationError",
     "Change",
     "Client",
+    "ClientStats",
     "Comment",
     "Content",
     "DecodeError",
     "InvalidRequestError",
     "NotFoundError",
     "OAuthToken",
+    "OnRefresh",
     "PageIterator",
     "PaginationDepthError",
     "PaginationError",
     "PermissionDeniedError",
     "Photo",
     "RateLimitError",
+    "RateLimitState",
+    "RateLimiter",
+    "RequestEvent",
     "RetryPolicy",
     "ServerError",
     "Thumbnail",

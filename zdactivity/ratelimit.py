@@ -13,8 +13,9 @@ budget proactively:
 - Its own in-flight requests are counted locally, so a burst of concurrent requests cannot
   overshoot what the last response said was left.
 - A 429 anywhere pauses every request of the account until ``Retry-After`` has passed.
-- Until the first response says whether the server reports its budget, one request is sent at a
-  time (a probe); a server that sends no rate-limit headers is not throttled.
+- At the start and after each reset of the window, one request goes first (a probe) and the
+  others wait for its answer, which anchors the window; a server that sends no rate-limit
+  headers is not throttled.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class RateLimiter:
         self._limit = limit
         self._remaining: int | None = None
         self._window_end: float | None = None
+        self._anchored = False  # True once a response of this window measured its end
         self._paused_until = 0.0
         self._reports_budget: bool | None = None  # unknown until the first response
         self._epoch = 0
@@ -187,9 +189,11 @@ class RateLimiter:
         if end is None or now < end:
             return
         self._window_end = end + self.window * (math.floor((now - end) / self.window) + 1)
+        self._anchored = False
         self._epoch += 1
-        if self._limit is not None:
-            self._remaining = self._limit
+        # Probe the new window with one request: its reset header anchors the window, whether
+        # the server's windows follow a fixed grid or start at the first request after a reset.
+        self._remaining = None
 
     async def _wait_for_change(self) -> None:
         if self._changed is None:
@@ -224,21 +228,27 @@ class RateLimiter:
         if headers.limit is not None:
             self._limit = headers.limit
         self._roll(now)
-        if headers.reset is not None:
-            end = now + headers.reset
-            if self._window_end is None or end > self._window_end + self.window / 2:
-                self._start_window(end)  # the server is in a window we did not know about
-            elif end < self._window_end - self.window / 2:
-                return  # a late answer from the previous window: its counts are stale
-            else:
-                self._window_end = min(self._window_end, end)
-        elif self._window_end is None:
-            self._start_window(now + self.window)
+        end = None if headers.reset is None else now + headers.reset
+        if self._window_end is None:
+            self._start_window(end if end is not None else now + self.window)
+        elif end is not None and end > self._window_end + self.window / 2:
+            self._start_window(end)  # the server is in a window we did not know about
         elif permit.epoch != self._epoch:
-            return
+            return  # granted before the window rolled: its counts belong to the old window
+        elif end is not None:
+            # The reset header is rounded up to whole seconds, so each measured end is at or
+            # after the true one and the earliest is the best. A rolled estimate is no
+            # measurement: the first answer of the window replaces it.
+            self._window_end = min(self._window_end, end) if self._anchored else end
+            self._anchored = True
         if headers.remaining is not None:
-            # The server counted this request; ours granted after it are not in its count yet.
-            later = sum(1 for seq in self._outstanding if seq > permit.seq)
+            # The server counted this request. Ours granted after it are not in its count yet,
+            # nor may be stragglers granted in an earlier window: they can still land in this one.
+            later = sum(
+                1
+                for p in self._outstanding.values()
+                if p.seq > permit.seq or p.epoch < permit.epoch
+            )
             estimate = headers.remaining - later
             self._remaining = (
                 estimate if self._remaining is None else min(self._remaining, estimate)
@@ -249,6 +259,7 @@ class RateLimiter:
 
     def _start_window(self, end: float) -> None:
         self._window_end = end
+        self._anchored = True
         self._epoch += 1
         self._remaining = None
 
@@ -260,5 +271,6 @@ class RateLimiter:
             self._paused_until = until
         # The budget is spent until then; a fresh window starts when the pause ends.
         self._window_end = until
+        self._anchored = True
         self._remaining = 0
         self._notify()
