@@ -169,8 +169,9 @@ class RateLimiter:
         if self._reports_budget is False:
             return self._grant()
         if self._remaining is None:
-            # Nothing known yet: probe with one request at a time.
-            return None if self._outstanding else self._grant()
+            # Nothing known of this window yet: probe with one request at a time.
+            probing = any(p.epoch == self._epoch for p in self._outstanding.values())
+            return None if probing else self._grant()
         if self._remaining - self._reserved() >= 1:
             self._remaining -= 1
             return self._grant()
