@@ -281,11 +281,6 @@ class Client:
                 return result
             except ZendeskError as error:
                 shared.stats.errors += 1
-                if isinstance(error, RateLimitError):
-                    shared.stats.rate_limited += 1
-                    shared.limiter.pause(
-                        error.retry_after if error.retry_after is not None else 1.0
-                    )
                 if (
                     isinstance(error, AuthenticationError)
                     and isinstance(auth, OAuthToken)
@@ -297,6 +292,11 @@ class Client:
                     await self._refresh(auth, generation)
                     continue
                 delay = policy.delay_for(error, attempt, policy.clock() - started)
+                if status == 429 and isinstance(error, RateLimitError):
+                    # Every request of the account waits, not only this one.
+                    shared.stats.rate_limited += 1
+                    pause = error.retry_after if error.retry_after is not None else delay
+                    shared.limiter.pause(pause or 0.0)
                 self._report(request, attempt, status, request_id, sent, error, delay)
                 if delay is None:
                     raise

@@ -10,8 +10,8 @@
     │   ├── InvalidRequestError      400, 422
     │   ├── RateLimitError           429 (``.retry_after`` seconds, when known)
     │   └── ServerError              5xx
-    ├── TransportError           no usable answer: connection refused or reset, DNS, timeout,
-    │                            body over the size limit
+    ├── TransportError           no usable answer: connection refused or reset, DNS, timeout
+    │   └── ResponseTooLargeError    a body over ``max_body_size`` (never retried)
     ├── DecodeError              a body that is not JSON, is truncated, or has the wrong shape
     └── PaginationError          a cursor that repeats, a page that promises more with no cursor
         └── PaginationDepthError     offset pagination past 100 pages / 10,000 records
@@ -34,6 +34,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ServerError",
     "TransportError",
     "ZendeskError",
@@ -123,6 +124,10 @@ class ServerError(APIError):
 
 class TransportError(ZendeskError):
     """No usable HTTP answer: connection failure, reset, timeout, or a body too large."""
+
+
+class ResponseTooLargeError(TransportError):
+    """A response body larger than the client's ``max_body_size``; not retried."""
 
 
 class DecodeError(ZendeskError):

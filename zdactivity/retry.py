@@ -7,7 +7,7 @@ that page only, and the listing continues from its cursor.
   raises at once instead of sleeping.
 - Other 5xx, connection errors, timeouts, truncated bodies: exponential backoff with full jitter
   (backoff's ``expo`` and ``full_jitter``).
-- Other 4xx, and bodies of the wrong shape: never retried.
+- Other 4xx, bodies of the wrong shape, bodies over the size limit: never retried.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from dataclasses import dataclass, field, replace
 
 import backoff
 
-from .errors import DecodeError, RateLimitError, ServerError, TransportError, ZendeskError
+from .errors import (
+    DecodeError,
+    RateLimitError,
+    ResponseTooLargeError,
+    ServerError,
+    TransportError,
+    ZendeskError,
+)
 
 __all__ = ["RetryPolicy"]
 
@@ -77,7 +84,7 @@ class RetryPolicy:
     def delay_for(self, error: ZendeskError, attempt: int, elapsed: float) -> float | None:
         """Seconds to wait before retrying after ``error`` on attempt ``attempt``, or None to
         give up and raise it. Pure: a function of its arguments and the policy."""
-        if attempt >= self.max_tries:
+        if attempt >= self.max_tries or isinstance(error, ResponseTooLargeError):
             return None
         if isinstance(error, RateLimitError) or (
             isinstance(error, ServerError) and error.status == 503

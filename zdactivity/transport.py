@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from .errors import TransportError
+from .errors import ResponseTooLargeError, TransportError
 
 __all__ = ["Response", "Timeout", "send"]
 
@@ -74,7 +74,7 @@ async def send(
                 and length > max_body_size
                 and not resp.headers.get("Content-Encoding")
             ):
-                raise TransportError(
+                raise ResponseTooLargeError(
                     f"{where}: response of {length} bytes exceeds max_body_size={max_body_size}"
                 )
             chunks: list[bytes] = []
@@ -82,7 +82,7 @@ async def send(
             async for chunk in resp.content.iter_any():
                 size += len(chunk)
                 if size > max_body_size:
-                    raise TransportError(
+                    raise ResponseTooLargeError(
                         f"{where}: response body exceeds max_body_size={max_body_size}"
                     )
                 chunks.append(chunk)

@@ -1,0 +1,101 @@
+"""The fault matrix: random fault sequences x page sizes x stream lengths, against the emulator.
+
+Every activity is delivered exactly once and in order, or a typed ZendeskError is raised after a
+duplicate-free prefix; never a hang, never a raw aiohttp/msgspec exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import zdactivity
+from zdactivity.testing import Emulator, Fault
+
+NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+MAX_TRIES = 4
+
+RETRYABLE = {
+    "500": lambda: Fault.status(500),
+    "502": lambda: Fault.status(502),
+    "503": lambda: Fault.status(503, retry_after=0),
+    "504": lambda: Fault.status(504),
+    "429": lambda: Fault.status(429, retry_after="0"),
+    "reset": Fault.reset,
+    "reset_mid_body": Fault.reset_mid_body,
+    "stall": Fault.stall,
+    "stall_mid_body": Fault.stall_mid_body,
+    "truncated": lambda: Fault.malformed("truncated"),
+    "empty": lambda: Fault.malformed("empty"),
+    "not_json": lambda: Fault.malformed("not_json"),
+    "html": lambda: Fault.malformed("html"),
+    "bad_gzip": lambda: Fault.malformed("bad_gzip"),
+}
+FATAL = {
+    "400": lambda: Fault.status(400),
+    "404": lambda: Fault.status(404),
+    "wrong_types": lambda: Fault.malformed("wrong_types"),
+}
+HARMLESS = {"ok": Fault.ok, "latency": lambda: Fault.latency(0.005)}
+
+fault_names = st.one_of(
+    st.sampled_from(sorted(HARMLESS)),
+    st.sampled_from(sorted(n for n in RETRYABLE if not n.startswith("stall"))),
+    st.sampled_from(["stall", "stall_mid_body"]),  # costly (a timeout each): drawn less often
+    st.sampled_from(sorted(FATAL)),
+)
+
+
+def longest_failure_run(names: list[str]) -> int:
+    longest = run = 0
+    for name in names:
+        run = run + 1 if name in RETRYABLE else 0
+        longest = max(longest, run)
+    return longest
+
+
+async def scenario(length: int, page_size: int, names: list[str]) -> None:
+    async with Emulator(seed=length, agents=1, activities_per_agent=0, clock=lambda: NOW) as emu:
+        agent = emu.agents[0]
+        for i in range(length):
+            emu.add_activity(agent, created_at=NOW - timedelta(minutes=i + 1))
+        expected = [int(a["id"]) for a in emu.activities_for(agent)]
+        emu.inject(*[{**RETRYABLE, **FATAL, **HARMLESS}[n]() for n in names])
+        got: list[int] = []
+        error: Exception | None = None
+        async with zdactivity.Client(
+            base_url=emu.url,
+            auth=zdactivity.APIToken(agent.email, agent.api_token),
+            retry=zdactivity.RetryPolicy(max_tries=MAX_TRIES).testing(),
+            timeout=zdactivity.Timeout(connect=1, read=0.15, total=0.6),
+        ) as zd:
+            try:
+                async with asyncio.timeout(60):  # "never a hang"
+                    async for activity in zd.activities.list(page_size=page_size):
+                        got.append(activity.id)
+            except zdactivity.ZendeskError as exc:
+                error = exc
+    assert len(got) == len(set(got)), "duplicate delivered"
+    assert got == expected[: len(got)], "out of order, or something lost"
+    if error is None:
+        assert got == expected
+    clean = not any(n in FATAL for n in names) and longest_failure_run(names) < MAX_TRIES
+    if clean:
+        assert error is None, f"{names} should have been survived, got {error!r}"
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    length=st.integers(0, 250),
+    page_size=st.integers(1, 100),
+    names=st.lists(fault_names, max_size=10),
+)
+def test_fault_matrix(length: int, page_size: int, names: list[str]) -> None:
+    asyncio.run(scenario(length, page_size, names))
