@@ -5,28 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fakes import FakeTime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zdactivity
 from zdactivity.protocol import RateLimitHeaders
 from zdactivity.ratelimit import RateLimiter
-
-
-class FakeTime:
-    """A clock whose sleep advances it instantly (and yields to the loop)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 def limiter(t: FakeTime, **kw: object) -> RateLimiter:

@@ -14,27 +14,12 @@ from email.utils import format_datetime
 import aiohttp
 import pytest
 from aiohttp import web
+from fakes import FakeTime
 
 import zdactivity
 from zdactivity.testing import Agent, Emulator, Fault
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
-
-
-class FakeTime:
-    """One fake clock for the retry policy and the rate limiter: sleeping advances it."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 def token(agent: Agent) -> zdactivity.APIToken:
