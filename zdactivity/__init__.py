@@ -29,6 +29,7 @@ from .errors import (
     TransportError,
     ZendeskError,
 )
+from .fanout import AgentError, fan_out
 from .models import (
     SYSTEM_USER,
     Activity,
@@ -56,6 +57,7 @@ __all__ = [
     "ActivityCount",
     "ActivityPage",
     "ActivityPager",
+    "AgentError",
     "Auth",
     "AuthenticationError",
     "Change",
@@ -87,4 +89,5 @@ __all__ = [
     "User",
     "ZendeskError",
     "__version__",
+    "fan_out",
 ]
