@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Hashable, Mapping
 from datetime import datetime
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar, cast
 
 from .client import Client
 from .errors import ZendeskError
@@ -107,8 +107,7 @@ async def fan_out(
             elif isinstance(item, _Crash):
                 raise item.error
             else:
-                key, page = item  # type: ignore[misc]
-                assert isinstance(page, ActivityPage)
+                key, page = cast("tuple[K, ActivityPage]", item)
                 for activity in page.activities:
                     yield key, activity
     finally:

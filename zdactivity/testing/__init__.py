@@ -39,10 +39,36 @@ system user, ``actor_id`` -1, which have no inline ``actor`` and are not sideloa
 Other helpers: ``add_agent(name)``, ``add_end_user(name)`` (credentials that get 403),
 ``requests`` (``RecordedRequest`` log), ``in_flight``/``max_in_flight``, ``reset_log()``,
 ``start()``/``stop()`` (idempotent) for use without ``async with``.
+
+Faults (``from zdactivity.testing import Fault``)::
+
+    emu.inject(Fault.status(503, retry_after=2), Fault.ok(), Fault.reset())   # FIFO
+    emu.inject(Fault.stall(), path="/api/v2/activities/count", agent=emu.agents[1])
+    emu.latency = 0.05                      # added before every request
+    emu.pending_faults, emu.clear_faults()
+
+Each request takes the first queued fault it matches (``path`` prefix, ``agent`` = the caller
+by its credentials) instead of normal handling. Kinds: ``ok()`` (a placeholder),
+``status(code, retry_after=, body=, content_type=)`` (Zendesk-shaped default bodies),
+``latency(s)``, ``stall()``, ``stall_mid_body()``, ``reset()`` (TCP RST, nothing sent),
+``reset_mid_body()``, ``malformed("truncated" | "html" | "empty" | "wrong_types" |
+"not_json" | "bad_gzip")``. Faulted requests count against the rate limit and are recorded
+(``RecordedRequest.status`` 0 when nothing was sent, ``.fault`` the fault). ``stop()`` ends
+stalls at once. Note: aiohttp's client (3.10+) retries an idempotent request (GET) once,
+silently, when the connection drops before the response starts, so a single ``reset()`` is
+invisible to an aiohttp GET (the retry is served normally): queue two to see the error.
+
+OAuth: ``POST /oauth/tokens`` (form or JSON) with ``grant_type=refresh_token``,
+``refresh_token``, ``client_id``/``client_secret`` (constructor ``oauth_client_id``/
+``oauth_client_secret``) answers a new pair and invalidates the old one. ``token_ttl``
+(seconds on ``monotonic``; None = never) makes access tokens expire (401 ``invalid_token``);
+``expire_tokens(agent=None)``, ``current_tokens(agent)``, ``refresh_count``. The seeded
+``Agent.oauth_token``/``refresh_token`` are the initial pair.
 """
 
 from ._data import Agent
 from ._emulator import Emulator
+from ._faults import Fault
 from ._server import RecordedRequest
 
-__all__ = ["Agent", "Emulator", "RecordedRequest"]
+__all__ = ["Agent", "Emulator", "Fault", "RecordedRequest"]

@@ -33,6 +33,7 @@ __all__ = [
     "WINDOW_SECONDS",
     "Account",
     "Agent",
+    "BearerState",
     "CursorError",
     "RenderedUsers",
     "decode_cursor",
@@ -78,6 +79,27 @@ class _User:
     email: str
     role: str
     template: bytes  # the full JSON record; URLs start with _PLACEHOLDER
+
+
+@dataclass(slots=True)
+class _Grant:
+    """A user's current OAuth pair."""
+
+    access: str
+    refresh: str
+    expires_at: float | None  # on the ``monotonic`` clock; None: never
+    expired: bool = False  # set by ``expire_tokens``
+
+    def valid(self, now: float) -> bool:
+        return not self.expired and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class BearerState:
+    """Whose bearer token this is and whether it still works."""
+
+    user_id: int
+    valid: bool
 
 
 class _Activity:
@@ -310,9 +332,16 @@ class Account:
         activities_per_agent: int,
         system_actor_share: float,
         clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+        token_ttl: float | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.clock = clock
+        self.monotonic = monotonic
+        self.token_ttl = token_ttl
+        # Refreshed tokens come from their own generator, so refreshing does not change the
+        # data generated afterwards (add_activity's random picks).
+        self._token_rng = random.Random(f"{seed}/oauth")
         self.system_actor_share = system_actor_share
         self.users: dict[int, _User] = {}
         self.agents: list[Agent] = []
@@ -321,7 +350,11 @@ class Account:
         self.actor_ids: list[int] = []  # non-credentialed users who cause activities
         self.staff_actor_ids: list[int] = []  # those of them who are agents/admins
         self.by_basic: dict[tuple[str, str], int] = {}
-        self.by_bearer: dict[str, int] = {}
+        self.by_bearer: dict[str, int] = {}  # current access tokens (expired ones included)
+        self.by_refresh: dict[str, int] = {}  # current refresh tokens
+        self.retired: dict[str, int] = {}  # replaced access and refresh tokens -> their user
+        self.grants: dict[int, _Grant] = {}
+        self.refresh_count = 0
         self._emails: set[str] = set()
         self._last_id = 0
         self._rendered: dict[bytes, RenderedUsers] = {}
@@ -522,7 +555,7 @@ class Account:
         )
         self.credentials[user.id] = agent
         self.by_basic[(user.email.lower(), agent.api_token)] = user.id
-        self.by_bearer[agent.oauth_token] = user.id
+        self._grant(user.id, agent.oauth_token, agent.refresh_token)
         return agent
 
     def add_agent(
@@ -543,7 +576,68 @@ class Account:
         return self.by_basic.get((email.lower(), token))
 
     def authenticate_bearer(self, token: str) -> int | None:
-        return self.by_bearer.get(token)
+        """The user id of a current, unexpired access token."""
+        state = self.bearer_state(token)
+        return state.user_id if state is not None and state.valid else None
+
+    # -- OAuth tokens -------------------------------------------------------------------------
+
+    def _grant(self, user_id: int, access: str, refresh: str) -> _Grant:
+        ttl = self.token_ttl
+        grant = _Grant(access, refresh, None if ttl is None else self.monotonic() + ttl)
+        self.grants[user_id] = grant
+        self.by_bearer[access] = user_id
+        self.by_refresh[refresh] = user_id
+        return grant
+
+    def bearer_state(self, token: str) -> BearerState | None:
+        """None for a token this account never issued; else its owner and whether it works."""
+        user_id = self.by_bearer.get(token)
+        if user_id is not None:
+            return BearerState(user_id, self.grants[user_id].valid(self.monotonic()))
+        user_id = self.retired.get(token)
+        return None if user_id is None else BearerState(user_id, False)
+
+    def token_owner(self, token: str) -> int | None:
+        """Whose access or refresh token (current or retired) this is."""
+        for table in (self.by_bearer, self.by_refresh, self.retired):
+            user_id = table.get(token)
+            if user_id is not None:
+                return user_id
+        return None
+
+    def refresh(self, refresh_token: str) -> _Grant | None:
+        """Rotate the pair of ``refresh_token``'s owner; None if it is not a current one."""
+        user_id = self.by_refresh.get(refresh_token)
+        if user_id is None:
+            return None
+        old = self.grants[user_id]
+        for token in (old.access, old.refresh):
+            self.by_bearer.pop(token, None)
+            self.by_refresh.pop(token, None)
+            self.retired[token] = user_id
+        rng = self._token_rng
+        grant = self._grant(user_id, f"{rng.getrandbits(256):064x}", f"{rng.getrandbits(256):064x}")
+        self.refresh_count += 1
+        return grant
+
+    def expire_tokens(self, user_id: int | None = None) -> None:
+        """Expire the current access token of ``user_id`` (of everyone when None)."""
+        if user_id is None:
+            for grant in self.grants.values():
+                grant.expired = True
+        else:
+            self._grant_of(user_id).expired = True
+
+    def current_tokens(self, user_id: int) -> tuple[str, str]:
+        grant = self._grant_of(user_id)
+        return grant.access, grant.refresh
+
+    def _grant_of(self, user_id: int) -> _Grant:
+        try:
+            return self.grants[user_id]
+        except KeyError:
+            raise ValueError(f"user {user_id} has no credentials in this account") from None
 
     def is_agent(self, user_id: int) -> bool:
         return self.users[user_id].role in ("agent", "admin")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from ._data import Account, Agent
+from ._faults import Fault
 from ._server import RateLimiter, RecordedRequest, Server, ServerConfig
 
 __all__ = ["Emulator"]
@@ -45,9 +48,15 @@ class Emulator:
         system_actor_share: float = 0.05,
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] | None = None,
+        token_ttl: float | None = None,
+        oauth_client_id: str = "zdactivity-emulator",
+        oauth_client_secret: str = "emulator-secret",
     ) -> None:
         if agents < 0 or actors < 0 or activities_per_agent < 0:
             raise ValueError("agents, actors and activities_per_agent must be >= 0")
+        if token_ttl is not None and not (math.isfinite(token_ttl) and token_ttl >= 0):
+            raise ValueError("token_ttl must be None or a finite number of seconds >= 0")
+        monotonic = monotonic or time.monotonic
         if rate_limit < 0 or rate_limit_window <= 0:
             raise ValueError("rate_limit must be >= 0 and rate_limit_window > 0")
         if not 0.0 <= system_actor_share <= 1.0:
@@ -62,6 +71,8 @@ class Emulator:
             activities_per_agent=activities_per_agent,
             system_actor_share=system_actor_share,
             clock=clock or _utc_now,
+            monotonic=monotonic,
+            token_ttl=token_ttl,
         )
         self._server = Server(
             self._account,
@@ -70,10 +81,10 @@ class Emulator:
                 since_inclusive=since_inclusive,
                 zendesk_request_id=zendesk_request_id,
                 count_cap=count_cap,
+                oauth_client_id=oauth_client_id,
+                oauth_client_secret=oauth_client_secret,
             ),
-            RateLimiter(
-                rate_limit, rate_limit_window, monotonic or time.monotonic, enforce_rate_limit
-            ),
+            RateLimiter(rate_limit, rate_limit_window, monotonic, enforce_rate_limit),
             request_id_seed=seed,
         )
         self._runner: web.AppRunner | None = None
@@ -85,8 +96,10 @@ class Emulator:
         """Bind and start serving. Raises RuntimeError if already started."""
         if self._runner is not None:
             raise RuntimeError("Emulator already started")
+        # Stalled and delayed requests end when stop() sets ``stopping``; the short shutdown
+        # timeout only bounds handlers added from outside (custom routes).
         runner = web.AppRunner(
-            self._server.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
+            self._server.make_app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
         await runner.setup()
         try:
@@ -103,6 +116,12 @@ class Emulator:
         """Close every connection and stop serving. Safe to call more than once."""
         runner, self._runner = self._runner, None
         if runner is not None:
+            self._server.stopping.set()  # wakes stalled and delayed requests: they close
+            # Let connections already in the accept queue (e.g. a client's retry after a
+            # dropped connection) become transports first: on Python 3.11 a connection
+            # accepted while the server closes leaks its socket (asyncio Server._attach).
+            for _ in range(3):
+                await asyncio.sleep(0)
             await runner.cleanup()
 
     async def __aenter__(self) -> Self:
@@ -194,6 +213,68 @@ class Emulator:
         items = stream.items[: stream.end_for(account.window_start())] if window else stream.items
         base = self._base()
         return [account.as_dict(act, base) for act in items]
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def inject(
+        self, *faults: Fault, path: str | None = None, agent: Agent | int | None = None
+    ) -> None:
+        """Queue ``faults`` (FIFO, after those already queued).
+
+        Each request takes the first queued fault it matches and gets it instead of normal
+        handling; with none, it is served normally. ``path`` is a prefix of the request path
+        (``"/api/v2/activities"`` matches list, show and count); ``agent`` the caller, by its
+        credentials (Basic, or a current or replaced OAuth token, or the refresh token posted
+        to ``/oauth/tokens``). A faulted request counts against the rate limit and is recorded.
+        """
+        user_id = None if agent is None else self._user_id(agent)
+        self._server.fault_queue.add(faults, path, user_id)
+
+    @property
+    def pending_faults(self) -> int:
+        """Queued faults no request has taken yet."""
+        return len(self._server.fault_queue)
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault."""
+        self._server.fault_queue.clear()
+
+    @property
+    def latency(self) -> float:
+        """Seconds of delay added before every request is handled (default 0.0; settable)."""
+        return self._server.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError("latency must be a finite number of seconds >= 0")
+        self._server.latency = float(seconds)
+
+    # -- OAuth --------------------------------------------------------------------------------
+
+    def expire_tokens(self, agent: Agent | int | None = None) -> None:
+        """Expire the current access token of ``agent`` (of every user when None) now.
+
+        Its refresh token keeps working; requests with the expired token get 401
+        ``invalid_token``.
+        """
+        self._account.expire_tokens(None if agent is None else self._user_id(agent))
+
+    def current_tokens(self, agent: Agent | int) -> tuple[str, str]:
+        """``agent``'s current ``(access_token, refresh_token)``; at first the seeded
+        ``Agent.oauth_token``/``Agent.refresh_token``, then those of the last refresh."""
+        return self._account.current_tokens(self._user_id(agent))
+
+    @property
+    def refresh_count(self) -> int:
+        """Successful ``POST /oauth/tokens`` refreshes so far."""
+        return self._account.refresh_count
+
+    def _user_id(self, agent: Agent | int) -> int:
+        user_id = agent.user_id if isinstance(agent, Agent) else agent
+        if user_id not in self._account.credentials:
+            raise ValueError(f"user {user_id} has no credentials in this account")
+        return user_id
 
     # -- observation --------------------------------------------------------------------------
 
