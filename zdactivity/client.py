@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 
 import aiohttp
 import msgspec
@@ -24,6 +25,10 @@ from .protocol import Pagination, Request
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .transport import Response, Timeout, send
+
+if TYPE_CHECKING:
+    from .checkpoint import CheckpointStore
+    from .watch import ActivityWatcher
 
 __all__ = ["ActivitiesAPI", "Client", "ClientStats", "RequestEvent"]
 
@@ -94,6 +99,13 @@ class _Shared:
         self.limiter = limiter
         self.stats = ClientStats()
         self.trace_configs = list(trace_configs)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.session is not None and not self.borrowed:
+            await self.session.close()
 
     def get_session(self) -> aiohttp.ClientSession:
         if self.closed:
@@ -182,12 +194,8 @@ class Client:
     async def close(self) -> None:
         """Close the owned session (idempotent). A borrowed session stays open; closing a
         ``with_auth`` view does nothing, since the session belongs to the client it came from."""
-        shared = self._shared
-        if self._is_view or shared.closed:
-            return
-        shared.closed = True
-        if shared.session is not None and not shared.borrowed:
-            await shared.session.close()
+        if not self._is_view:
+            await self._shared.close()
 
     @property
     def closed(self) -> bool:
@@ -422,6 +430,43 @@ class ActivitiesAPI:
             pagination=pagination,
         )
         return ActivityPager(self._fetch_page, first)
+
+    def watch(
+        self,
+        *,
+        since: datetime | str | None = None,
+        interval: float = 60.0,
+        jitter: float = 0.2,
+        lookback: timedelta = timedelta(minutes=10),
+        checkpoint: CheckpointStore | None = None,
+        key: str | None = None,
+        page_size: int = protocol.MAX_PAGE_SIZE,
+        poll_gate: asyncio.Semaphore | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> ActivityWatcher:
+        """Follow the stream forever: an async iterator yielding each new activity once.
+
+        ``since`` applies when there is no checkpoint yet (None: the whole 30-day window).
+        ``interval`` seconds between polls, spread by ``jitter``; ``lookback`` re-reads that much
+        before the high-water mark to catch activities that show up late. With ``checkpoint=``
+        (and ``key=``), progress is saved after the consumer takes each activity and resumed
+        after a restart: exactly once within a process, at least once across crashes.
+        ``poll_gate`` limits concurrent polls across watchers.
+        """
+        from .watch import ActivityWatcher  # here: watch.py imports this module
+
+        return ActivityWatcher(
+            self,
+            since=since,
+            interval=interval,
+            jitter=jitter,
+            lookback=lookback,
+            checkpoint=checkpoint,
+            key=key,
+            page_size=page_size,
+            poll_gate=poll_gate,
+            sleep=sleep,
+        )
 
     async def _fetch_page(self, request: Request) -> ActivityPage:
         return await self._client.call(request, _decode_page)
