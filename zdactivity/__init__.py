@@ -13,6 +13,13 @@ Quick look::
 
 from ._version import __version__
 from .auth import APIToken, Auth, OAuthToken, OnRefresh
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointStore,
+    MemoryCheckpointStore,
+    SQLiteCheckpointStore,
+)
 from .client import ActivitiesAPI, Client, ClientStats, RequestEvent
 from .errors import (
     APIError,
@@ -30,6 +37,7 @@ from .errors import (
     ZendeskError,
 )
 from .fanout import AgentError, fan_out
+from .fleet import AgentStatus, Fleet
 from .models import (
     SYSTEM_USER,
     Activity,
@@ -47,6 +55,7 @@ from .pagination import ActivityPager, PageIterator
 from .ratelimit import RateLimiter, RateLimitState
 from .retry import RetryPolicy
 from .transport import Timeout
+from .watch import ActivityWatcher
 
 __all__ = [
     "SYSTEM_USER",
@@ -57,16 +66,23 @@ __all__ = [
     "ActivityCount",
     "ActivityPage",
     "ActivityPager",
+    "ActivityWatcher",
     "AgentError",
+    "AgentStatus",
     "Auth",
     "AuthenticationError",
     "Change",
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointStore",
     "Client",
     "ClientStats",
     "Comment",
     "Content",
     "DecodeError",
+    "Fleet",
     "InvalidRequestError",
+    "MemoryCheckpointStore",
     "NotFoundError",
     "OAuthToken",
     "OnRefresh",
@@ -81,6 +97,7 @@ __all__ = [
     "RequestEvent",
     "ResponseTooLargeError",
     "RetryPolicy",
+    "SQLiteCheckpointStore",
     "ServerError",
     "Thumbnail",
     "Ticket",

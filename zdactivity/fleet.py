@@ -1,0 +1,261 @@
+"""Run ``watch()`` for many agents of one or more accounts in one worker process.
+
+::
+
+    async with zdactivity.SQLiteCheckpointStore("checkpoints.db") as store:
+        fleet = zdactivity.Fleet(store, interval=30)
+        for agent in agents:
+            fleet.add(agent.email, account.with_auth(zdactivity.OAuthToken(agent.token)))
+        fleet.install_signal_handlers()        # SIGTERM / SIGINT stop it gracefully
+        await fleet.run(notify)                # async def notify(key, activity): ...
+
+- Each agent is watched by its own task, with its own checkpoint (saved after ``notify``
+  returns: at least once across crashes, exactly once without them).
+- Clients of one account share that account's rate limiter (``with_auth`` views do);
+  ``max_concurrent_polls`` bounds the polls in flight across the whole fleet.
+- An agent that fails (bad token, 403, retries exhausted, or ``notify`` raising) is retried
+  after an exponential, jittered backoff; the others carry on. :meth:`Fleet.status` tells.
+- :meth:`Fleet.stop` (or a signal, or cancelling ``run``) stops polling, lets handlers in
+  progress finish (``grace`` seconds at most), and returns with every handled activity
+  committed. :meth:`Fleet.close` then closes the clients' sessions.
+- :meth:`Fleet.stream` is the same as an async iterator of ``(key, activity)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .checkpoint import CheckpointStore
+from .client import Client
+from .models import Activity
+
+__all__ = ["AgentStatus", "Fleet"]
+
+log = logging.getLogger("zdactivity")
+
+Handler = Callable[[str, Activity], Awaitable[None]]
+
+
+@dataclass
+class AgentStatus:
+    """How one agent of a fleet is doing."""
+
+    delivered: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    last_error: BaseException | None = None
+    retry_at: float | None = None  # loop time of the next attempt after a failure
+
+
+class _Stopping(Exception):
+    """Raised out of a watcher's sleep when the fleet stops."""
+
+
+class Fleet:
+    """Watch many agents with durable checkpoints, isolated failures and graceful shutdown."""
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        *,
+        interval: float = 60.0,
+        jitter: float = 0.2,
+        lookback: timedelta = timedelta(minutes=10),
+        since: datetime | str | None = None,
+        page_size: int = 100,
+        max_concurrent_polls: int = 50,
+        retry_delay: float = 5.0,
+        max_retry_delay: float = 600.0,
+        grace: float = 10.0,
+    ) -> None:
+        if max_concurrent_polls < 1:
+            raise ValueError("max_concurrent_polls must be at least 1")
+        self.store = store
+        self.interval = interval
+        self.jitter = jitter
+        self.lookback = lookback
+        self.since = since
+        self.page_size = page_size
+        self.max_concurrent_polls = max_concurrent_polls
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
+        self.grace = grace
+        self._clients: dict[str, Client] = {}
+        self._status: dict[str, AgentStatus] = {}
+        self._stopping: asyncio.Event | None = None
+        self._rng = random.Random()
+
+    def add(self, key: str, client: Client) -> None:
+        """Watch ``client``'s agent under ``key`` (its name in the checkpoint store)."""
+        if not isinstance(key, str) or not key:
+            raise ValueError("key must be a non-empty str")
+        if key in self._clients:
+            raise ValueError(f"agent {key!r} is already in the fleet")
+        self._clients[key] = client
+        self._status[key] = AgentStatus()
+
+    @property
+    def keys(self) -> list[str]:
+        """The agents' keys."""
+        return list(self._clients)
+
+    def status(self) -> dict[str, AgentStatus]:
+        """Per-agent counters and last error."""
+        return dict(self._status)
+
+    def stop(self) -> None:
+        """Stop gracefully: no new polls; handlers in progress finish; ``run`` returns."""
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
+        self._stopping.set()
+
+    def install_signal_handlers(
+        self, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
+    ) -> None:
+        """Make these signals call :meth:`stop` (Unix event loops only)."""
+        loop = asyncio.get_running_loop()
+        for sig in signals:
+            loop.add_signal_handler(sig, self.stop)
+
+    async def run(self, handler: Handler) -> None:
+        """Watch every agent until :meth:`stop` is called or this task is cancelled."""
+        if self._stopping is None or self._stopping.is_set():
+            self._stopping = asyncio.Event()
+        stopping = self._stopping
+        gate = asyncio.Semaphore(self.max_concurrent_polls)
+        tasks = [
+            asyncio.create_task(self._watch_agent(key, client, handler, gate, stopping))
+            for key, client in self._clients.items()
+        ]
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
+        try:
+            # Not gather(): cancelling it would cancel the agents too, skipping the drain.
+            pending: set[asyncio.Future[Any]] = set(tasks)
+            while pending and not stopping.is_set():
+                _done, pending = await asyncio.wait(
+                    pending | {stopped}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stopped)
+        finally:
+            stopped.cancel()
+            stopping.set()
+            await self._drain(tasks)
+
+    async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
+        live = [t for t in tasks if not t.done()]
+        if live:
+            _done, late = await asyncio.wait(live, timeout=self.grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*live, return_exceptions=True)
+
+    async def _watch_agent(
+        self,
+        key: str,
+        client: Client,
+        handler: Handler,
+        gate: asyncio.Semaphore,
+        stopping: asyncio.Event,
+    ) -> None:
+        status = self._status[key]
+
+        async def sleep(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), seconds)
+            if stopping.is_set():
+                raise _Stopping
+
+        while not stopping.is_set():
+            watcher = client.activities.watch(
+                since=self.since,
+                interval=self.interval,
+                jitter=self.jitter,
+                lookback=self.lookback,
+                checkpoint=self.store,
+                key=key,
+                page_size=self.page_size,
+                poll_gate=gate,
+                sleep=sleep,
+            )
+            try:
+                async for activity in watcher:
+                    await handler(key, activity)
+                    status.delivered += 1
+                    status.consecutive_failures = 0
+                    if stopping.is_set():
+                        break
+                await watcher.aclose()  # commits the last handled activity
+                return
+            except _Stopping:
+                return
+            except Exception as exc:  # one agent's failure, never the fleet's
+                status.failures += 1
+                status.consecutive_failures += 1
+                status.last_error = exc
+                delay = min(
+                    self.max_retry_delay,
+                    self.retry_delay * 2 ** (status.consecutive_failures - 1),
+                ) * self._rng.uniform(0.5, 1.0)
+                status.retry_at = asyncio.get_running_loop().time() + delay
+                log.warning("agent %s failed (%s); retrying in %.1fs", key, exc, delay)
+                try:
+                    await sleep(delay)
+                except _Stopping:
+                    return
+
+    async def stream(self) -> AsyncIterator[tuple[str, Activity]]:
+        """Like :meth:`run`, as an async iterator of ``(key, activity)``.
+
+        An activity counts as handled (and is committed) when the consumer asks for the next
+        one; the last one taken before the loop ends is delivered again next time (at least
+        once). Use ``contextlib.aclosing`` so that leaving the loop stops the fleet at once."""
+        queue: asyncio.Queue[tuple[str, Activity, asyncio.Future[None]]] = asyncio.Queue(1)
+        loop = asyncio.get_running_loop()
+
+        async def hand_over(key: str, activity: Activity) -> None:
+            taken: asyncio.Future[None] = loop.create_future()
+            await queue.put((key, activity, taken))
+            await taken
+
+        runner = asyncio.create_task(self.run(hand_over))
+        previous: asyncio.Future[None] | None = None
+        try:
+            while True:
+                if previous is not None and not previous.done():
+                    previous.set_result(None)
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    runner.result()
+                    return
+                key, activity, previous = getter.result()
+                yield key, activity
+        finally:
+            # The consumer is gone: nothing more will be taken, so release every hand-over
+            # (uncommitted: they come again next time) instead of waiting out the grace.
+            self.stop()
+            if previous is not None and not previous.done():
+                previous.cancel()
+            while not runner.done():
+                while not queue.empty():
+                    queue.get_nowait()[2].cancel()
+                await asyncio.wait({runner}, timeout=0.01)
+            await asyncio.gather(runner, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Close every client's session (views share their account's; each closes once)."""
+        closed: set[int] = set()
+        for client in self._clients.values():
+            shared = client._shared
+            if id(shared) not in closed:
+                closed.add(id(shared))
+                await shared.close()
