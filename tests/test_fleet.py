@@ -218,6 +218,30 @@ async def test_a_hard_kill_loses_nothing_and_redelivers_at_most_one_per_agent(
     assert all(n == 1 for n in redelivered.values())  # at most one per agent
 
 
+async def test_one_fleet_watches_agents_of_two_accounts() -> None:
+    async with (
+        Emulator(seed=47, agents=3, activities_per_agent=5, clock=lambda: NOW) as acme,
+        Emulator(seed=48, agents=2, activities_per_agent=5, clock=lambda: NOW) as globex,
+    ):
+        store = MemoryCheckpointStore()
+        fleet = zdactivity.Fleet(store, interval=0.5)
+        roots = []
+        want: set[tuple[str, int]] = set()
+        for name, emu in (("acme", acme), ("globex", globex)):
+            root = zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0]))
+            roots.append(root)
+            for agent in emu.agents:
+                key = f"{name}/{agent.user_id}"
+                fleet.add(key, root.with_auth(token(agent)))
+                want |= {(key, a["id"]) for a in emu.activities_for(agent)}
+        assert roots[0].rate_limiter is not roots[1].rate_limiter  # one limiter per account
+        got: list[tuple[str, int]] = []
+        await run_until(fleet, got, lambda: set(got) >= want)
+        await fleet.close()
+        assert all(root.closed for root in roots)
+    assert sorted(got) == sorted(want)
+
+
 def test_fleet_arguments() -> None:
     fleet = zdactivity.Fleet(MemoryCheckpointStore())
     client = zdactivity.Client(base_url="http://127.0.0.1:1", auth=zdactivity.OAuthToken("t"))

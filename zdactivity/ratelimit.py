@@ -21,6 +21,7 @@ budget proactively:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -92,7 +93,10 @@ class RateLimiter:
         self._reports_budget: bool | None = None  # unknown until the first response
         self._epoch = 0
         self._seq = 0
-        self._outstanding: dict[int, Permit] = {}
+        # Permits out, by seq (sorted: seqs only grow) and by window: counting those granted
+        # after a given one, or in earlier windows, stays cheap with thousands in flight.
+        self._seqs: list[int] = []
+        self._per_epoch: dict[int, int] = {}
         self._changed: asyncio.Event | None = None
 
     # --- state ---
@@ -119,7 +123,7 @@ class RateLimiter:
             limit=self._limit,
             remaining=self._remaining,
             reserved=self._reserved(),
-            in_flight=len(self._outstanding),
+            in_flight=len(self._seqs),
             resets_in=None if self._window_end is None else max(0.0, self._window_end - now),
             paused_for=self._paused_until - now if self._paused_until > now else None,
         )
@@ -170,19 +174,19 @@ class RateLimiter:
             return self._grant()
         if self._remaining is None:
             # Nothing known of this window yet: probe with one request at a time.
-            probing = any(p.epoch == self._epoch for p in self._outstanding.values())
-            return None if probing else self._grant()
+            return None if self._per_epoch.get(self._epoch) else self._grant()
         if self._remaining - self._reserved() >= 1:
             self._remaining -= 1
             return self._grant()
         if self._window_end is not None:
             return max(self._window_end - now, 0.001)
-        return None if self._outstanding else self.window
+        return None if self._seqs else self.window
 
     def _grant(self) -> Permit:
         self._seq += 1
         permit = Permit(self._seq, self._epoch)
-        self._outstanding[permit.seq] = permit
+        self._seqs.append(permit.seq)
+        self._per_epoch[permit.epoch] = self._per_epoch.get(permit.epoch, 0) + 1
         return permit
 
     def _roll(self, now: float) -> None:
@@ -212,7 +216,15 @@ class RateLimiter:
         """Return a permit whose request got no response (error or cancellation)."""
         if not permit.done:
             permit.done = True
-            self._outstanding.pop(permit.seq, None)
+            seqs = self._seqs
+            i = bisect.bisect_left(seqs, permit.seq)
+            if i < len(seqs) and seqs[i] == permit.seq:
+                del seqs[i]
+                left = self._per_epoch[permit.epoch] - 1
+                if left:
+                    self._per_epoch[permit.epoch] = left
+                else:
+                    del self._per_epoch[permit.epoch]
             self._notify()
 
     def observe(self, permit: Permit, headers: RateLimitHeaders) -> None:
@@ -245,18 +257,16 @@ class RateLimiter:
         if headers.remaining is not None:
             # The server counted this request. Ours granted after it are not in its count yet,
             # nor may be stragglers granted in an earlier window: they can still land in this one.
-            later = sum(
-                1
-                for p in self._outstanding.values()
-                if p.seq > permit.seq or p.epoch < permit.epoch
-            )
+            # (Earlier windows' permits all have smaller seqs: the two counts do not overlap.)
+            later = len(self._seqs) - bisect.bisect_right(self._seqs, permit.seq)
+            later += sum(n for epoch, n in self._per_epoch.items() if epoch < permit.epoch)
             estimate = headers.remaining - later
             self._remaining = (
                 estimate if self._remaining is None else min(self._remaining, estimate)
             )
             self._remaining = max(self._remaining, 0)
         elif self._remaining is None and self._limit is not None:
-            self._remaining = self._limit - len(self._outstanding)
+            self._remaining = self._limit - len(self._seqs)
 
     def _start_window(self, end: float) -> None:
         self._window_end = end
