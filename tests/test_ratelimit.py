@@ -40,10 +40,14 @@ async def test_grants_the_window_budget_then_waits_for_the_reset() -> None:
     t = FakeTime()
     rl = limiter(t)
     rl.observe(await rl.acquire(), hdr(10, 9, 30))
-    permits = [await rl.acquire() for _ in range(9)]
-    assert rl.remaining == 0 and t.slept == []
-    for p in permits:
-        rl.observe(p, hdr(10, 0, 30))
+    permits = [await rl.acquire() for _ in range(8)]  # a burst, unanswered
+    assert rl.remaining == 1 and t.slept == []
+    last = asyncio.ensure_future(rl.acquire())
+    await asyncio.sleep(0)
+    assert not last.done()  # the window's tail goes one at a time, after the answers
+    for i, p in enumerate(permits):
+        rl.observe(p, hdr(10, 8 - i, 30))
+    rl.observe(await asyncio.wait_for(last, 1), hdr(10, 0, 30))
     nxt = asyncio.ensure_future(rl.acquire())
     await asyncio.sleep(0)
     assert await asyncio.wait_for(nxt, 1)
@@ -51,13 +55,32 @@ async def test_grants_the_window_budget_then_waits_for_the_reset() -> None:
     assert rl.remaining is None  # a probe of the new window
 
 
+async def test_budget_spent_unseen_shows_at_the_tail() -> None:
+    t = FakeTime()
+    rl = limiter(t)
+    rl.observe(await rl.acquire(), hdr(10, 9, 30))
+    burst = [await rl.acquire() for _ in range(8)]
+    for p in burst:
+        rl.observe(p, hdr(10, 0, 30))  # someone else spent the last one meanwhile
+    waiter = asyncio.ensure_future(rl.acquire())
+    await asyncio.sleep(0)
+    assert rl.remaining == 0
+    assert await asyncio.wait_for(waiter, 1)
+    assert t.slept == [pytest.approx(30.0)]  # nothing sent into an empty window
+
+
 async def test_reserve_is_left_for_other_integrations() -> None:
     t = FakeTime()
     rl = limiter(t, reserve=0.2)
     rl.observe(await rl.acquire(), hdr(10, 9, 60))
     granted = 0
-    while rl.remaining is not None and rl.remaining - 2 >= 1:
-        await rl.acquire()
+    while True:
+        waiter = asyncio.ensure_future(rl.acquire())
+        await asyncio.sleep(0)
+        if t.slept:  # it had to wait for the next window: the budget above the reserve is spent
+            waiter.cancel()
+            break
+        rl.observe(await waiter, hdr(10, 9 - granted - 1, 60))
         granted += 1
     assert granted == 7  # 10 - 1 probe - 2 reserved
     assert rl.state().reserved == 2
@@ -124,15 +147,15 @@ async def test_released_probe_lets_the_next_request_probe() -> None:
 async def test_stale_answers_from_the_previous_window_are_ignored() -> None:
     t = FakeTime()
     rl = limiter(t, window=60.0)
-    rl.observe(await rl.acquire(), hdr(10, 9, 5))
+    rl.observe(await rl.acquire(), hdr(100, 99, 5))
     old = [await rl.acquire() for _ in range(9)]
     t.now += 6  # the window reset; the old requests are still in flight
     probe = await rl.acquire()
-    rl.observe(probe, hdr(10, 9, 60))
-    assert rl.remaining == 9 - 9  # the 9 stragglers may still land in this window
+    rl.observe(probe, hdr(100, 99, 60))
+    assert rl.remaining == 99 - 9  # the 9 stragglers may still land in this window
     for p in old:
-        rl.observe(p, hdr(10, 0, 1))  # answers counted in the old window
-    assert rl.remaining == 0
+        rl.observe(p, hdr(100, 0, 1))  # answers counted in the old window
+    assert rl.remaining == 90
     assert rl.state().resets_in == pytest.approx(60)
 
 

@@ -11,7 +11,8 @@ budget proactively:
 - It grants requests while the window has budget left above a ``reserve`` share kept free for
   the account's other integrations, then holds the rest until the window resets.
 - Its own in-flight requests are counted locally, so a burst of concurrent requests cannot
-  overshoot what the last response said was left.
+  overshoot what the last response said was left; the window's last 1% goes one request at a
+  time, so that budget spent unseen (other integrations, resends) shows before it is too late.
 - A 429 anywhere pauses every request of the account until ``Retry-After`` has passed.
 - At the start and after each reset of the window, one request goes first (a probe) and the
   others wait for its answer, which anchors the window; a server that sends no rate-limit
@@ -135,6 +136,9 @@ class RateLimiter:
             f"in_flight={s.in_flight}, paused_for={s.paused_for})"
         )
 
+    def _tail(self) -> int:
+        return max(1, self._limit // 100) if self._limit else 1
+
     def _reserved(self) -> int:
         return math.ceil(self._limit * self.reserve) if self._limit else 0
 
@@ -175,7 +179,12 @@ class RateLimiter:
         if self._remaining is None:
             # Nothing known of this window yet: probe with one request at a time.
             return None if self._per_epoch.get(self._epoch) else self._grant()
-        if self._remaining - self._reserved() >= 1:
+        available = self._remaining - self._reserved()
+        if available >= 1:
+            if available <= self._tail() and self._per_epoch.get(self._epoch):
+                # The window's last requests go one at a time: each answer's remaining count
+                # shows what others spent unseen (other integrations, transparent resends).
+                return None
             self._remaining -= 1
             return self._grant()
         if self._window_end is not None:
