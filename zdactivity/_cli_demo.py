@@ -1,0 +1,150 @@
+"""``zdactivity demo``: fan out over a realistic emulated account and print a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import sys
+import time
+from collections import Counter
+
+from . import __version__
+from .auth import APIToken
+from .client import Client
+from .fanout import AgentError, fan_out
+from .models import Activity
+from .ratelimit import RateLimiter
+from .retry import RetryPolicy
+
+__all__ = ["run_demo"]
+
+PLAN_LIMIT = 700  # Enterprise: requests per minute for the whole account
+PLAN_WINDOW = 60.0
+TARGET_SECONDS = 3.0  # how long the scaled rate limit should make the fan-out take
+LIST_PATH = "/api/v2/activities"
+
+
+def _scaled_limit(expected_requests: int) -> tuple[int, float]:
+    """A 1-second window whose budget lets ``expected_requests`` through in about
+    ``TARGET_SECONDS`` (never slower than the real plan's pace)."""
+    window = 1.0
+    per_second = max(PLAN_LIMIT / PLAN_WINDOW, expected_requests / TARGET_SECONDS)
+    return math.ceil(per_second * window), window
+
+
+async def _progress(state: dict[str, int], started: float) -> None:
+    try:
+        while True:
+            await asyncio.sleep(0.1)
+            elapsed = time.perf_counter() - started
+            sys.stderr.write(
+                f"\r  {state['activities']:>7} activities, {state['requests']:>5} requests, "
+                f"{elapsed:5.1f} s"
+            )
+            sys.stderr.flush()
+    finally:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+
+async def run_demo(agents: int, activities: int, page_size: int, actors: int = 80) -> int:
+    from .testing import Emulator, Fault
+
+    expected = agents * (activities // page_size + 1)
+    limit, window = _scaled_limit(expected)
+    async with Emulator(
+        seed=7,
+        agents=agents,
+        actors=actors,
+        activities_per_agent=activities,
+        rate_limit=limit,
+        rate_limit_window=window,
+    ) as emu:
+        roster = emu.agents
+        # A few of the failures a real account sees, spread over the agents: the client
+        # retries them (a 429 pauses the whole account for its Retry-After).
+        faults = [
+            Fault.status(500),
+            Fault.status(429, retry_after=1),
+            Fault.status(503, retry_after=1),
+            Fault.reset(),
+            Fault.reset(),  # two in a row: aiohttp silently retries a single reset GET
+            Fault.status(502),
+        ]
+        for i, fault in enumerate(faults):
+            if roster:
+                emu.inject(fault, path=LIST_PATH, agent=roster[(i * 37 + 11) % len(roster)])
+        print(f"zdactivity {__version__} demo, against the built-in emulator at {emu.url}")
+        print(
+            f"account:     {agents} agents, {activities} activities each over 31 days, "
+            f"{len(faults)} injected faults"
+        )
+        scale = limit / window / (PLAN_LIMIT / PLAN_WINDOW)
+        pace = f"{scale:.1f}x faster, so the demo takes seconds" if scale > 1.05 else "same pace"
+        print(
+            f"rate limit:  {PLAN_LIMIT} requests / {PLAN_WINDOW:.0f} s (Enterprise plan), "
+            f"scaled to {limit} requests / {window:.0f} s ({pace})",
+            flush=True,
+        )
+
+        root_agent = roster[0] if roster else emu.add_agent("Demo Admin", role="admin")
+        limiter = RateLimiter(limit=limit, window=window)
+        policy = RetryPolicy(max_tries=6, max_time=30)
+        state = {"activities": 0, "requests": 0}
+        latest: list[tuple[float, int, str, Activity]] = []  # a min-heap of the newest five
+        verbs: Counter[str] = Counter()
+        failed: list[AgentError[str]] = []
+        started = time.perf_counter()
+        progress = asyncio.create_task(_progress(state, started)) if sys.stderr.isatty() else None
+        async with Client(
+            base_url=emu.url,
+            auth=APIToken(root_agent.email, root_agent.api_token),
+            rate_limiter=limiter,
+            retry=policy,
+        ) as root:
+            clients = {a.email: root.with_auth(APIToken(a.email, a.api_token)) for a in roster}
+            names = {a.email: a.name for a in roster}
+            try:
+                try:
+                    async for email, activity in fan_out(
+                        clients, page_size=page_size, concurrency=50
+                    ):
+                        state["activities"] += 1
+                        state["requests"] = root.stats.requests
+                        verbs[activity.verb] += 1
+                        item = (activity.created_at.timestamp(), activity.id, email, activity)
+                        if len(latest) < 5:
+                            heapq.heappush(latest, (*item[:3], activity.detach()))
+                        elif item[:2] > latest[0][:2]:
+                            heapq.heapreplace(latest, (*item[:3], activity.detach()))
+                except* AgentError as group:
+                    failed.extend(e for e in group.exceptions if isinstance(e, AgentError))
+            finally:
+                if progress is not None:
+                    progress.cancel()
+                    await asyncio.gather(progress, return_exceptions=True)
+            elapsed = time.perf_counter() - started
+            stats = root.stats
+        pages = sum(1 for r in emu.requests if r.path == LIST_PATH and r.status == 200)
+        total = state["activities"]
+        print(f"agents:      {len(roster)} ({len(roster) - len(failed)} streamed in full)")
+        print(f"activities:  {total} in {pages} pages (page size {page_size})")
+        print(
+            f"requests:    {stats.requests} ({stats.retries} retries, "
+            f"{stats.rate_limited} answered 429)"
+        )
+        print(f"elapsed:     {elapsed:.2f} s")
+        print(f"throughput:  {total / elapsed if elapsed > 0 else 0:,.0f} activities/s")
+        print("verbs:       " + ", ".join(f"{v} {n}" for v, n in verbs.most_common()))
+        for error in failed:
+            print(f"failed:      {names.get(error.key, error.key)}: {error.error}")
+        print("latest:")
+        for _ts, _id, email, activity in sorted(latest, reverse=True):
+            name = names.get(email, email)
+            actor = activity.actor
+            who = actor.name if actor is not None else "?"
+            print(
+                f"  {activity.created_at:%Y-%m-%d %H:%M}  {who:<22} -> {name:<22} {activity.title}"
+            )
+    return 4 if failed else 0
