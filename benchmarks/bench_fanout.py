@@ -21,6 +21,9 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 
+import aiohttp
+import msgspec
+
 import zdactivity
 
 from ._server import emulator_process
@@ -38,6 +41,48 @@ class Row:
     sequential: float | None
     activities: int
     peak_traced: int
+    floor: float | None = None  # aiohttp alone, same requests and concurrency, no decoding
+
+
+class _Meta(msgspec.Struct):
+    has_more: bool = False
+    after_cursor: str | None = None
+
+
+class _MetaOnly(msgspec.Struct):
+    meta: _Meta | None = None
+
+
+_META = msgspec.json.Decoder(_MetaOnly)
+
+
+async def run_floor(url: str, agents: list[zdactivity.testing.Agent], concurrency: int) -> int:
+    """The transport floor: the same requests, ``concurrency`` agents at a time, with aiohttp
+    alone; only the cursor is read from each body (a msgspec skim), nothing else decoded."""
+    from urllib.parse import quote
+
+    semaphore = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def agent_stream(agent: zdactivity.testing.Agent) -> int:
+            headers = {"Authorization": f"Bearer {agent.oauth_token}"}
+            page_url: str | None = f"{url}/api/v2/activities?page%5Bsize%5D={PAGE_SIZE}"
+            pages = 0
+            async with semaphore:
+                while page_url is not None:
+                    async with session.get(page_url, headers=headers) as resp:
+                        meta = _META.decode(await resp.read()).meta
+                    pages += 1
+                    page_url = (
+                        f"{url}/api/v2/activities?page%5Bafter%5D={quote(meta.after_cursor)}"
+                        f"&page%5Bsize%5D={PAGE_SIZE}"
+                        if meta is not None and meta.has_more and meta.after_cursor
+                        else None
+                    )
+            return pages
+
+        return sum(await asyncio.gather(*(agent_stream(a) for a in agents)))
 
 
 async def run_fan_out(url: str, agents: list[zdactivity.testing.Agent], concurrency: int) -> int:
@@ -68,7 +113,12 @@ def _token(agent: zdactivity.testing.Agent) -> zdactivity.APIToken:
 
 
 def measure(
-    agent_counts: list[int], latency: float, concurrency: int, runs: int, sequential_max: int
+    agent_counts: list[int],
+    latency: float,
+    concurrency: int,
+    runs: int,
+    sequential_max: int,
+    floor: bool = False,
 ) -> list[Row]:
     rows = []
     with emulator_process(
@@ -77,12 +127,18 @@ def measure(
         for n in agent_counts:
             agents = remote.agents[:n]
             walls = []
+            floors = []
             count = 0
             for _ in range(runs):
                 gc.collect()
                 started = time.perf_counter()
                 count = asyncio.run(run_fan_out(remote.url, agents, concurrency))
                 walls.append(time.perf_counter() - started)
+                if floor:
+                    gc.collect()
+                    started = time.perf_counter()
+                    asyncio.run(run_floor(remote.url, agents, concurrency))
+                    floors.append(time.perf_counter() - started)
             # Memory in a separate, untimed run: tracing allocations slows everything down.
             gc.collect()
             tracemalloc.start()
@@ -96,7 +152,16 @@ def measure(
                 sequential = time.perf_counter() - started
             ideal = math.ceil(n / concurrency) * 3 * latency
             rows.append(
-                Row(n, concurrency, statistics.median(walls), ideal, sequential, count, peak)
+                Row(
+                    n,
+                    concurrency,
+                    statistics.median(walls),
+                    ideal,
+                    sequential,
+                    count,
+                    peak,
+                    statistics.median(floors) if floors else None,
+                )
             )
     return rows
 
@@ -111,7 +176,7 @@ def main() -> None:
     counts = [1, 10] if args.quick else [1, 10, 100, 1000]
     runs = 1 if args.quick else args.runs
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rows = measure(counts, args.latency, args.concurrency, runs, sequential_max=100)
+    rows = measure(counts, args.latency, args.concurrency, runs, sequential_max=100, floor=True)
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, "
@@ -119,13 +184,14 @@ def main() -> None:
     )
     print(
         f"{'agents':>7} {'activities':>10} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} "
-        f"{'sequential s':>12} {'peak traced':>12}"
+        f"{'sequential s':>12} {'floor s':>8} {'peak traced':>12}"
     )
     for r in rows:
         seq = f"{r.sequential:.2f}" if r.sequential is not None else "-"
         print(
             f"{r.agents:>7} {r.activities:>10} {r.wall:>8.2f} {r.ideal:>8.2f} "
-            f"{r.wall / r.ideal:>10.2f} {seq:>12} {r.peak_traced / 1e6:>10.1f}MB"
+            f"{r.wall / r.ideal:>10.2f} {seq:>12} {r.floor or 0:>8.2f} "
+            f"{r.peak_traced / 1e6:>10.1f}MB"
         )
     print(
         f"client process peak RSS: {rss_after / 1024:.0f} MB (before: {rss_before / 1024:.0f} MB)"
