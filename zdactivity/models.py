@@ -4,7 +4,9 @@ Decoding is lazy where it pays: a page decodes its activities' scalar fields at 
 inline ``actor`` / ``user`` records, the sideloaded ``actors`` / ``users`` arrays and the
 ``object`` / ``target`` content as undecoded JSON (:class:`msgspec.Raw`). Reading
 ``activity.actor`` looks the id up in the page's sideloads (indexed once per page, on first need),
-falls back to the inline record, and decodes each distinct user at most once per page.
+falls back to the inline record, and decodes each distinct user at most once per page. Across
+pages, the last 512 distinct user records are remembered by their exact bytes: a stream that
+repeats its actors page after page decodes each of them once.
 
 A retained :class:`Activity` keeps a reference to its page's body (the raw slices point into it).
 Call :meth:`Activity.detach` to copy out what it needs and let the page go.
@@ -173,6 +175,10 @@ class _UserIndex:
         index: dict[int, tuple[msgspec.Raw, str]] = {}
         for name, records in self._sideloads:
             for i, raw in enumerate(records):
+                known = _RECENT_USERS.get(bytes(raw))
+                if known is not None:  # seen on an earlier page: its id is known already
+                    index.setdefault(known.id, (raw, f"$.{name}[{i}]"))
+                    continue
                 try:
                     index.setdefault(_ID_DECODER.decode(raw).id, (raw, f"$.{name}[{i}]"))
                 except msgspec.DecodeError as exc:
@@ -401,11 +407,49 @@ def _decode_error(exc: msgspec.DecodeError, raw: msgspec.Raw, base: str) -> Deco
     return DecodeError(f"{message} - at `{path}`", snippet=_snippet(raw), path=path)
 
 
+class _RecentUsers:
+    """The last decoded user records, by their exact JSON bytes.
+
+    A stream repeats the same actors page after page; a byte-identical record decodes to an
+    equal (frozen) User, so it is decoded once and shared. Bounded: at most ``size`` records.
+    """
+
+    __slots__ = ("_users", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._users: dict[bytes, User] = {}
+
+    def get(self, key: bytes) -> User | None:
+        return self._users.get(key)
+
+    def add(self, key: bytes, user: User) -> None:
+        users = self._users
+        if len(users) >= self.size:
+            del users[next(iter(users))]  # the oldest
+        users[key] = user
+
+    def clear(self) -> None:
+        self._users.clear()
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+
+_RECENT_USERS: Final = _RecentUsers(512)
+
+
 def _decode_user(raw: msgspec.Raw, where: str) -> User:
+    key = bytes(raw)
+    user = _RECENT_USERS.get(key)
+    if user is not None:
+        return user
     try:
-        return _USER_DECODER.decode(raw)
+        user = _USER_DECODER.decode(raw)
     except msgspec.DecodeError as exc:
         raise _decode_error(exc, raw, where) from None
+    _RECENT_USERS.add(key, user)
+    return user
 
 
 def _decode_content(raw: msgspec.Raw, where: str) -> Content:
