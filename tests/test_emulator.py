@@ -638,7 +638,8 @@ async def test_seeded_content_looks_like_zendesk() -> None:
             tid = act["target"]["ticket"]["id"]
             if act["verb"] == "tickets.comment":
                 text = act["object"]["comment"]["value"]
-                assert act["title"].endswith(f" commented on ticket #{tid}: {text}.")
+                end = "" if text.endswith((".", "!", "?")) else "."
+                assert act["title"].endswith(f" commented on ticket #{tid}: {text}{end}")
                 assert isinstance(act["object"]["comment"]["public"], bool)
             elif act["verb"] == "tickets.assignment":
                 assert act["title"].endswith(f" assigned ticket #{tid} to you.")

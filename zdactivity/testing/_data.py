@@ -671,7 +671,8 @@ class Account:
         tid, target = ticket.id, ticket.target
         if verb == "tickets.comment":
             text, obj = _COMMENT_OBJECTS[int(r() * len(_COMMENT_OBJECTS))]
-            return f"{actor_name} commented on ticket #{tid}: {text}.", obj, target
+            end = "" if text.endswith((".", "!", "?")) else "."
+            return f"{actor_name} commented on ticket #{tid}: {text}{end}", obj, target
         if verb == "tickets.priority_increase":
             new, obj = _CHANGE_OBJECTS[int(r() * len(_CHANGE_OBJECTS))]
             return f"{actor_name} increased the priority of ticket #{tid} to {new}.", obj, target
