@@ -176,8 +176,10 @@ class _UserIndex:
         for name, records in self._sideloads:
             for i, raw in enumerate(records):
                 known = _RECENT_USERS.get(bytes(raw))
-                if known is not None:  # seen on an earlier page: its id is known already
-                    index.setdefault(known.id, (raw, f"$.{name}[{i}]"))
+                if known is not None:  # seen on an earlier page: id and User known already
+                    if known.id not in index:
+                        index[known.id] = (raw, f"$.{name}[{i}]")
+                        self._decoded.setdefault(known.id, known)
                     continue
                 try:
                     index.setdefault(_ID_DECODER.decode(raw).id, (raw, f"$.{name}[{i}]"))

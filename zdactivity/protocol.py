@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .errors import (
     APIError,
@@ -354,8 +355,8 @@ def check_content_type(headers: Headers, body: bytes) -> None:
 def header(headers: Headers, name: str) -> str | None:
     """Case-insensitive header lookup that works on plain dicts too."""
     value = headers.get(name)
-    if value is not None:
-        return value
+    if value is not None or isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        return value  # aiohttp's headers are case-insensitive already: no scan needed
     lower = name.lower()
     for key, value in headers.items():
         if key.lower() == lower:
