@@ -41,10 +41,11 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Literal, Protocol, Self, TypeVar, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 import msgspec
+
+from ._aio import AsyncClosing
 
 __all__ = [
     "Checkpoint",
@@ -161,7 +162,7 @@ def _encode_ids(ids: Iterable[int]) -> str:
 # --------------------------------------------------------------------------- memory store
 
 
-class MemoryCheckpointStore:
+class MemoryCheckpointStore(AsyncClosing):
     """Checkpoints in a dict, for tests and short-lived workers; nothing survives the process.
 
     It validates and normalizes like :class:`SQLiteCheckpointStore` (a naive ``high_water`` is a
@@ -204,22 +205,11 @@ class MemoryCheckpointStore:
     async def close(self) -> None:
         self._closed = True
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
 
 # --------------------------------------------------------------------------- SQLite store
 
 
-class SQLiteCheckpointStore:
+class SQLiteCheckpointStore(AsyncClosing):
     """Checkpoints in one SQLite file, durable across crashes, shared by any number of agents.
 
     Every SQLite call runs on one worker thread owned by the store (opened lazily, on first use):
@@ -305,17 +295,6 @@ class SQLiteCheckpointStore:
             # No new jobs; the worker thread exits once the queue (ending with the close) ran.
             self._executor.shutdown(wait=False)
         await asyncio.shield(self._close_future)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
         # No await between the check and the submission: nothing slips in after close().

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 import msgspec
 
 from . import protocol
+from ._aio import AsyncClosing
 from ._version import __version__
 from .auth import Auth, OAuthToken
 from .errors import AuthenticationError, RateLimitError, ZendeskError
@@ -119,7 +119,7 @@ class _Shared:
         return self.session
 
 
-class Client:
+class Client(AsyncClosing):
     """An async client of one Zendesk account's Ticket Activities API.
 
     Use it as an async context manager, or call :meth:`close` when done::
@@ -179,17 +179,6 @@ class Client:
         self.activities = ActivitiesAPI(self)
 
     # --- lifecycle ---
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the owned session (idempotent). A borrowed session stays open; closing a

@@ -15,6 +15,7 @@ handled when the process died is delivered again after the restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -131,10 +132,7 @@ class ActivityWatcher:
         since: datetime | str | None = self._since
         if state.high_water is not None:
             since = state.high_water.astimezone(UTC) - self.lookback
-        if self._gate is not None:
-            async with self._gate:
-                listed = await self._api.list(since=since, page_size=self._page_size).collect()
-        else:
+        async with self._gate or contextlib.nullcontext():
             listed = await self._api.list(since=since, page_size=self._page_size).collect()
         self.polls += 1
         self._polled = True
