@@ -1,0 +1,134 @@
+"""A small hostile HTTP server on loopback, for the cases the emulator is too polite to produce.
+
+Each test hands ``HostileServer`` a handler (an aiohttp handler coroutine), or a list of them
+taken in order (the last one repeats), and points a client at ``server.url``. The server
+records every request it gets. The helpers build Zendesk-shaped bodies with chosen fields so
+that a test can send exactly the wrong thing it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+import zdactivity
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HostileServer:
+    """An aiohttp server on 127.0.0.1 that answers with the given handlers, in order."""
+
+    def __init__(self, *handlers: Handler) -> None:
+        if not handlers:
+            raise ValueError("give at least one handler")
+        self._handlers = list(handlers)
+        self.requests: list[web.Request] = []
+        self.paths: list[str] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request)
+        self.paths.append(request.path_qs)
+        handler = self._handlers[0] if len(self._handlers) == 1 else self._handlers.pop(0)
+        return await handler(request)
+
+    async def __aenter__(self) -> HostileServer:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def client(self, **kwargs: Any) -> zdactivity.Client:
+        """A client of this server with a retry policy that never sleeps, unless overridden."""
+        kwargs.setdefault("auth", zdactivity.OAuthToken("s3cret-token"))
+        kwargs.setdefault("retry", zdactivity.RetryPolicy(max_tries=2).testing())
+        return zdactivity.Client(base_url=self.url, **kwargs)
+
+
+def activity(
+    activity_id: int,
+    created_at: datetime | str = "2026-11-20T12:00:00Z",
+    **fields: Any,
+) -> dict[str, Any]:
+    """One activity record; ``fields`` override or add keys (send anything you like)."""
+    when = created_at if isinstance(created_at, str) else _iso(created_at)
+    record: dict[str, Any] = {
+        "id": activity_id,
+        "url": f"https://acme.zendesk.com/api/v2/activities/{activity_id}.json",
+        "verb": "tickets.comment",
+        "title": f"activity {activity_id}",
+        "actor_id": 7,
+        "user_id": 8,
+        "created_at": when,
+        "updated_at": when,
+        "object": {"comment": {"value": "hi", "public": True}},
+        "target": {"ticket": {"id": 1, "subject": "s"}},
+    }
+    record.update(fields)
+    return record
+
+
+def page(
+    activities: Iterable[Mapping[str, Any]],
+    *,
+    has_more: bool = False,
+    after_cursor: str | None = None,
+) -> dict[str, Any]:
+    """A cursor page body."""
+    return {
+        "activities": list(activities),
+        "actors": [],
+        "users": [],
+        "meta": {"has_more": has_more, "after_cursor": after_cursor, "before_cursor": None},
+        "links": {"next": None, "prev": None},
+    }
+
+
+def json_response(
+    body: object, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A JSON response of ``body`` (any msgspec-encodable value, or raw bytes)."""
+    data = body if isinstance(body, bytes) else msgspec.json.encode(body)
+    return web.Response(body=data, status=status, headers=headers, content_type="application/json")
+
+
+def respond(
+    body: object, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Handler:
+    """A handler that always answers ``body``."""
+
+    async def handler(_request: web.Request) -> web.StreamResponse:
+        return json_response(body, status=status, headers=headers)
+
+    return handler
+
+
+async def never_answer(_request: web.Request) -> web.StreamResponse:
+    """A handler that accepts the request and never answers (until the server stops)."""
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
