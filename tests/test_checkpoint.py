@@ -241,8 +241,8 @@ async def test_schema_is_one_table_with_iso_text_and_compact_json(tmp_path: Path
     finally:
         db.close()
     assert rows == [
-        ("agent:1", "2026-11-01T12:30:15.123456Z", "[10,20,30]"),
-        ("agent:2", None, "[]"),
+        ("agent:1", "2026-11-01T12:30:15.123456Z", "[10,20,30]", None),
+        ("agent:2", None, "[]", None),
     ]
 
 
@@ -489,3 +489,39 @@ def test_final_loads_equal_a_dict_model_sqlite(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cp.sqlite3"
         run_model(lambda: SQLiteCheckpointStore(path), operations)
+
+
+async def test_the_position_of_a_poll_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "cp.sqlite3"
+    saved = Checkpoint(T0, frozenset({1}), position='{"cursor":"abc"}')
+    async with SQLiteCheckpointStore(path) as s:
+        await s.save("a", saved)
+    async with SQLiteCheckpointStore(path) as s:
+        assert await s.load("a") == saved
+    memory = MemoryCheckpointStore()
+    await memory.save("a", saved)
+    assert await memory.load("a") == saved
+    with pytest.raises(TypeError, match="position"):
+        await memory.save("a", Checkpoint(position=b"x"))  # type: ignore[arg-type]
+
+
+async def test_a_version_1_file_gains_the_position_column(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE zdactivity_checkpoints"
+        " (key TEXT PRIMARY KEY NOT NULL, high_water TEXT, recent_ids TEXT NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO zdactivity_checkpoints VALUES ('a', '2026-11-01T12:30:15.123456Z', '[5]')"
+    )
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    async with SQLiteCheckpointStore(path) as s:
+        assert await s.load("a") == Checkpoint(T0, frozenset({5}))
+        await s.save("a", Checkpoint(T0, frozenset({5}), position="p"))
+        assert (await s.load("a")) == Checkpoint(T0, frozenset({5}), position="p")
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    db.close()

@@ -61,7 +61,7 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
 #: Version of the table layout, kept in SQLite's ``user_version``.
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2 added the position column
 _TABLE = "zdactivity_checkpoints"
 
 
@@ -73,6 +73,9 @@ class Checkpoint:
     high_water: datetime | None = None
     #: Ids delivered with ``created_at >= high_water - lookback`` (the watcher prunes them).
     recent_ids: frozenset[int] = frozenset()
+    #: Where an unfinished poll stands (opaque text the watcher writes; None between polls), so
+    #: that a restart continues that poll's listing instead of losing or repeating its pages.
+    position: str | None = None
 
 
 class CheckpointError(Exception):
@@ -143,9 +146,12 @@ def _normalize(checkpoint: object) -> Checkpoint:
         plain = plain and type(i) is int
     if not plain:  # a set, or int subclasses (IntEnum...): store a frozenset of plain ints
         ids = frozenset(int(i) for i in ids)
+    position = checkpoint.position
+    if position is not None and not isinstance(position, str):
+        raise TypeError(f"position must be a str or None, not {type(position).__name__}")
     if hw is checkpoint.high_water and ids is checkpoint.recent_ids:
         return checkpoint
-    return Checkpoint(high_water=hw, recent_ids=ids)
+    return Checkpoint(high_water=hw, recent_ids=ids, position=position)
 
 
 def _encode_high_water(hw: datetime | None) -> str | None:
@@ -273,8 +279,7 @@ class SQLiteCheckpointStore(AsyncClosing):
     async def save(self, key: str, checkpoint: Checkpoint) -> None:
         """Store ``checkpoint`` under ``key`` (an upsert), committed when this returns."""
         _check_key(key)
-        cp = _normalize(checkpoint)
-        await self._run(self._save_sync, key, _encode_high_water(cp.high_water), cp.recent_ids)
+        await self._run(self._save_sync, key, _normalize(checkpoint))
 
     async def keys(self) -> list[str]:
         """Every key with a checkpoint, sorted."""
@@ -339,9 +344,13 @@ class SQLiteCheckpointStore(AsyncClosing):
                 f"CREATE TABLE IF NOT EXISTS {_TABLE} ("
                 " key TEXT PRIMARY KEY NOT NULL,"
                 " high_water TEXT,"
-                " recent_ids TEXT NOT NULL"
+                " recent_ids TEXT NOT NULL,"
+                " position TEXT"
                 ")"
             )
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({_TABLE})")}
+            if "position" not in columns:  # a version 1 file
+                conn.execute(f"ALTER TABLE {_TABLE} ADD COLUMN position TEXT")
             if version < _SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -358,14 +367,16 @@ class SQLiteCheckpointStore(AsyncClosing):
         try:
             row = (
                 self._connection()
-                .execute(f"SELECT high_water, recent_ids FROM {_TABLE} WHERE key = ?", (key,))
+                .execute(
+                    f"SELECT high_water, recent_ids, position FROM {_TABLE} WHERE key = ?", (key,)
+                )
                 .fetchone()
             )
         except sqlite3.Error as exc:
             raise self._error(f"load {key!r}", exc) from exc
         if row is None:
             return None
-        hw_text, ids_text = row
+        hw_text, ids_text, position = row
         try:
             hw: datetime | None = None
             if hw_text is not None:
@@ -378,21 +389,29 @@ class SQLiteCheckpointStore(AsyncClosing):
             if not isinstance(ids_text, str | bytes):
                 raise ValueError(f"recent_ids is {type(ids_text).__name__}, not text")
             ids = frozenset(msgspec.json.decode(ids_text, type=list[int]))
+            if position is not None and not isinstance(position, str):
+                raise ValueError(f"position is {type(position).__name__}, not text")
         except (ValueError, OverflowError, msgspec.DecodeError) as exc:
             raise CheckpointError(
                 f"checkpoint store {self._path!r}: the checkpoint of {key!r} does not decode:"
                 f" {exc}",
                 self._path,
             ) from exc
-        return Checkpoint(high_water=hw, recent_ids=ids)
+        return Checkpoint(high_water=hw, recent_ids=ids, position=position)
 
-    def _save_sync(self, key: str, high_water: str | None, ids: frozenset[int]) -> None:
+    def _save_sync(self, key: str, checkpoint: Checkpoint) -> None:
         try:
             self._connection().execute(
-                f"INSERT INTO {_TABLE} (key, high_water, recent_ids) VALUES (?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET"
-                " high_water = excluded.high_water, recent_ids = excluded.recent_ids",
-                (key, high_water, _encode_ids(ids)),
+                f"INSERT INTO {_TABLE} (key, high_water, recent_ids, position)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " high_water = excluded.high_water, recent_ids = excluded.recent_ids,"
+                " position = excluded.position",
+                (
+                    key,
+                    _encode_high_water(checkpoint.high_water),
+                    _encode_ids(checkpoint.recent_ids),
+                    checkpoint.position,
+                ),
             )
         except sqlite3.Error as exc:
             raise self._error(f"save {key!r}", exc) from exc

@@ -480,16 +480,18 @@ async def _tail(args: argparse.Namespace, client: Client) -> int:
                 sleep=sleep,
             )
             try:
-                async for activity in watcher:
-                    out.write(activity_record(activity))
-                    if stop.is_set():
-                        break
+                # A clean exit commits the activity printed last; one that failed to print
+                # (a closed pipe) is not committed, so it comes again next time.
+                async with watcher:
+                    async for activity in watcher:
+                        out.write(activity_record(activity))
+                        if stop.is_set():
+                            break
             except (_Stopped, asyncio.CancelledError):
                 pass
             finally:
                 if backstop:
                     backstop[0].cancel()
-                await watcher.aclose()  # commits the activity printed last
         finally:
             await store.close()
     finally:

@@ -430,17 +430,24 @@ class ActivitiesAPI:
         checkpoint: CheckpointStore | None = None,
         key: str | None = None,
         page_size: int = protocol.MAX_PAGE_SIZE,
+        max_pages_per_poll: int = 100,
         poll_gate: asyncio.Semaphore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], datetime] | None = None,
     ) -> ActivityWatcher:
-        """Follow the stream forever: an async iterator yielding each new activity once.
+        """Follow the stream forever: each new activity once, delivered as pages arrive.
+
+        Use it as ``async with zd.activities.watch(...) as stream: async for a in stream:``,
+        so that leaving the loop commits the activity taken last.
 
         ``since`` applies when there is no checkpoint yet (None: the whole 30-day window).
         ``interval`` seconds between polls, spread by ``jitter``; ``lookback`` re-reads that much
         before the high-water mark to catch activities that show up late. With ``checkpoint=``
-        (and ``key=``), progress is saved after the consumer takes each activity and resumed
-        after a restart: exactly once within a process, at least once across crashes.
-        ``poll_gate`` limits concurrent polls across watchers.
+        (and ``key=``), each activity is committed once the consumer has taken it, and a restart
+        resumes there: exactly once within a process that ends cleanly, at most one activity
+        again after a crash. A poll reads at most ``max_pages_per_poll`` pages, then waits an
+        interval before reading on. ``poll_gate`` limits concurrent page requests across
+        watchers; ``sleep`` and ``clock`` (aware UTC wall clock) are injectable for tests.
         """
         from .watch import ActivityWatcher  # here: watch.py imports this module
 
@@ -453,8 +460,10 @@ class ActivitiesAPI:
             checkpoint=checkpoint,
             key=key,
             page_size=page_size,
+            max_pages_per_poll=max_pages_per_poll,
             poll_gate=poll_gate,
             sleep=sleep,
+            clock=clock,
         )
 
     async def _fetch_page(self, request: Request) -> ActivityPage:

@@ -10,11 +10,14 @@
         await fleet.run(notify)                # async def notify(key, activity): ...
 
 - Each agent is watched by its own task, with its own checkpoint (saved after ``notify``
-  returns: at least once across crashes, exactly once without them).
+  returns: exactly once while the worker lives and stops cleanly, at most one activity per
+  agent again after a crash).
 - Clients of one account share that account's rate limiter (``with_auth`` views do);
   ``max_concurrent_polls`` bounds the polls in flight across the whole fleet.
-- An agent that fails (bad token, 403, retries exhausted, or ``notify`` raising) is retried
-  after an exponential, jittered backoff; the others carry on. :meth:`Fleet.status` tells.
+- An agent that fails (bad token, 403, retries exhausted, a checkpoint that cannot be saved,
+  ``notify`` raising: any exception) is retried after an exponential, jittered backoff that
+  only a committed activity or a finished poll resets; the others carry on.
+  :meth:`Fleet.status` tells.
 - :meth:`Fleet.stop` (or a signal, or cancelling ``run``) stops polling, lets handlers in
   progress finish (``grace`` seconds at most), and returns with every handled activity
   committed. :meth:`Fleet.close` then closes the clients' sessions.
@@ -71,6 +74,7 @@ class Fleet:
         lookback: timedelta = timedelta(minutes=10),
         since: datetime | str | None = None,
         page_size: int = 100,
+        max_pages_per_poll: int = 100,
         max_concurrent_polls: int = 50,
         retry_delay: float = 5.0,
         max_retry_delay: float = 600.0,
@@ -84,6 +88,7 @@ class Fleet:
         self.lookback = lookback
         self.since = since
         self.page_size = page_size
+        self.max_pages_per_poll = max_pages_per_poll
         self.max_concurrent_polls = max_concurrent_polls
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -182,17 +187,22 @@ class Fleet:
                 checkpoint=self.store,
                 key=key,
                 page_size=self.page_size,
+                max_pages_per_poll=self.max_pages_per_poll,
                 poll_gate=gate,
                 sleep=sleep,
             )
             try:
-                async for activity in watcher:
-                    await handler(key, activity)
-                    status.delivered += 1
-                    status.consecutive_failures = 0
-                    if stopping.is_set():
-                        break
-                await watcher.aclose()  # commits the last handled activity
+                async with watcher:  # a clean exit commits the last handled activity
+                    committed = watcher.checkpoint
+                    async for activity in watcher:
+                        if watcher.checkpoint is not committed:
+                            # Progress was saved: the agent works again.
+                            committed = watcher.checkpoint
+                            status.consecutive_failures = 0
+                        await handler(key, activity)
+                        status.delivered += 1
+                        if stopping.is_set():
+                            break
                 return
             except _Stopping:
                 return

@@ -2,38 +2,83 @@
 
 Each poll lists the activities ``since`` the high-water mark minus a ``lookback`` (Zendesk may
 show an activity a little after its ``created_at``, and whether ``since`` is inclusive is not
-documented). Activities already delivered are recognised by id; the rest are delivered oldest
-first. Nothing depends on the order Zendesk sends. Polls are spaced by a jittered ``interval``
-so that many watchers do not poll in lockstep.
+documented). Activities already delivered are recognised by id. Each page's new activities are
+delivered as the page arrives, oldest first within the page; nothing depends on the order in
+which Zendesk sends pages. Polls are spaced by a jittered ``interval`` so that many watchers do
+not poll in lockstep.
 
-Guarantee: with a checkpoint store, the checkpoint is saved only after the consumer has taken
-an activity (when it asks for the next one, or closes the watcher). Delivery is therefore
-*exactly once* while the process lives, and *at least once* across crashes: an activity being
-handled when the process died is delivered again after the restart.
+The high-water mark moves only when a poll has read its listing to the end, and never further
+than the local clock plus :attr:`ActivityWatcher.max_skew` (a future-dated activity must not hide
+the ones that arrive after it). While a poll is under way, the checkpoint records where its
+listing stands (the cursor of the page being delivered), so a restart continues that listing
+instead of skipping the rest of it. A poll reads at most ``max_pages_per_poll`` pages before it
+waits an interval and goes on, so that a server that never stops saying ``has_more`` cannot make
+a watcher page forever without pause; memory stays bounded by the lookback, not the listing.
+
+Guarantee: with a checkpoint store, an activity is committed once the consumer has taken it:
+when it asks for the next one, or when the ``async with`` block around the watcher ends without
+an exception (``break`` included). Delivery is therefore *exactly once* within a process that
+ends cleanly, and after a crash *at most one activity per agent comes again* (the one being
+handled when the process died). An exception out of the ``async with`` block leaves the activity
+in hand uncommitted: it comes again next time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar
+
+import msgspec
 
 from .checkpoint import Checkpoint, CheckpointStore
 from .models import Activity
-from .protocol import format_since
+from .pagination import PageIterator
+from .protocol import format_since, list_request
 
 if TYPE_CHECKING:
     from .client import ActivitiesAPI
 
 __all__ = ["ActivityWatcher"]
 
+log = logging.getLogger("zdactivity")
+
+
+class _Position(msgspec.Struct, frozen=True):
+    """Where an unfinished poll stands: kept in :attr:`Checkpoint.position`."""
+
+    since: str | None  # the poll's since, as sent
+    cursor: str | None  # fetches the page being delivered (None: the listing's first page)
+    newest: datetime | None  # the newest created_at the poll has seen so far
+
+
+_POSITION_ENCODER = msgspec.json.Encoder()
+_POSITION_DECODER = msgspec.json.Decoder(_Position)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 class ActivityWatcher:
-    """The async iterator returned by ``client.activities.watch()``."""
+    """The async iterator returned by ``client.activities.watch()``.
+
+    Use it as an async context manager, so that leaving the loop (``break`` included) commits
+    the activity taken last::
+
+        async with zd.activities.watch(checkpoint=store, key="me") as stream:
+            async for activity in stream:
+                await handle(activity)
+    """
+
+    #: How far ahead of the local clock the high-water mark may go (clock skew allowance).
+    max_skew: ClassVar[timedelta] = timedelta(minutes=1)
 
     def __init__(
         self,
@@ -46,8 +91,10 @@ class ActivityWatcher:
         checkpoint: CheckpointStore | None = None,
         key: str | None = None,
         page_size: int = 100,
+        max_pages_per_poll: int = 100,
         poll_gate: asyncio.Semaphore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if not interval > 0:
@@ -58,30 +105,51 @@ class ActivityWatcher:
             raise ValueError("lookback must not be negative")
         if checkpoint is not None and not key:
             raise ValueError("a checkpoint store needs key= (the agent's name in the store)")
-        if since is not None:
-            format_since(since)  # validate now, before any request
-        api.list(page_size=page_size)  # validates page_size
+        if (
+            isinstance(max_pages_per_poll, bool)
+            or not isinstance(max_pages_per_poll, int)
+            or max_pages_per_poll < 1
+        ):
+            raise ValueError(
+                f"max_pages_per_poll must be a positive int, not {max_pages_per_poll!r}"
+            )
+        # Validated now, before any request.
+        self._since = None if since is None else format_since(since)
+        list_request(page_size=page_size)
         self._api = api
-        self._since = since
         self.interval = interval
         self.jitter = jitter
         self.lookback = lookback
         self._store = checkpoint
         self.key = key
         self._page_size = page_size
+        self.max_pages_per_poll = max_pages_per_poll
         self._gate = poll_gate
         self._sleep = sleep
+        self._clock = clock or _utc_now
         self._rng = rng or random.Random()
-        self._state: Checkpoint | None = None  # None until loaded
+        self._loaded = False
+        self._high_water: datetime | None = None
+        # Delivered ids near the mark, with their created_at (None: loaded, not yet seen again).
+        self._ids: dict[int, datetime | None] = {}
+        self._position: _Position | None = None  # a poll under way
+        self._pages: PageIterator | None = None  # its open listing
+        self._next_cursor: str | None = None  # the cursor of the listing's next request
+        self._pages_read = 0  # pages of the open listing read since the last pause
+        self._fresh = False  # the open listing started at the poll's first page
+        self._unknown_seen: set[int] = set()  # loaded ids this fresh poll listed again
+        self._pause = False  # wait an interval before reading on
         self._buffer: deque[Activity] = deque()
         self._taken: Activity | None = None
-        self._polled = False
+        self._committed: Checkpoint | None = None
         self.polls = 0
+
+    # --- the consumer's side
 
     @property
     def checkpoint(self) -> Checkpoint | None:
-        """What has been committed so far (None before the first load)."""
-        return self._state
+        """What has been committed so far (None before the first commit or load)."""
+        return self._committed
 
     def __aiter__(self) -> ActivityWatcher:
         return self
@@ -89,64 +157,193 @@ class ActivityWatcher:
     async def __anext__(self) -> Activity:
         await self._commit_taken()
         while not self._buffer:
-            if self._polled:
-                await self._sleep(self.next_delay())
-            await self._poll()
+            await self._read_page()
         activity = self._buffer.popleft()
         self._taken = activity
         return activity
 
+    async def __aenter__(self) -> ActivityWatcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.aclose()
+        else:
+            self._taken = None  # not handled: it comes again next time
+
     async def aclose(self) -> None:
         """Commit the activity the consumer took last, and stop."""
         await self._commit_taken()
+        self._pages = None
 
     def next_delay(self) -> float:
         """The jittered seconds to wait before the next poll."""
         spread = self.interval * self.jitter
         return self.interval + self._rng.uniform(-spread, spread)
 
-    async def _load(self) -> Checkpoint:
-        if self._state is None:
-            loaded = None
-            if self._store is not None:
-                assert self.key is not None
-                loaded = await self._store.load(self.key)
-            self._state = loaded or Checkpoint()
-        return self._state
+    # --- checkpoints
+
+    async def _load(self) -> None:
+        if self._loaded:
+            return
+        loaded = None
+        if self._store is not None:
+            assert self.key is not None
+            loaded = await self._store.load(self.key)
+        if loaded is not None:
+            self._high_water = loaded.high_water
+            self._ids = dict.fromkeys(loaded.recent_ids)
+            self._position = self._decode_position(loaded.position)
+            self._committed = loaded
+        self._loaded = True
+
+    def _decode_position(self, text: str | None) -> _Position | None:
+        if text is None:
+            return None
+        try:
+            return _POSITION_DECODER.decode(text)
+        except msgspec.DecodeError:
+            log.warning(
+                "watcher %s: the saved poll position does not decode; starting a new poll",
+                self.key,
+            )
+            return None
 
     async def _commit_taken(self) -> None:
         activity, self._taken = self._taken, None
-        if activity is None:
-            return
-        state = await self._load()
-        high_water = state.high_water
-        if high_water is None or activity.created_at > high_water:
-            high_water = activity.created_at
-        self._state = Checkpoint(high_water, state.recent_ids | {activity.id})
+        if activity is not None:
+            self._ids[activity.id] = activity.created_at
+            await self._save()
+
+    async def _save(self) -> None:
+        position = self._position
+        self._committed = Checkpoint(
+            self._high_water,
+            frozenset(self._ids),
+            None if position is None else _POSITION_ENCODER.encode(position).decode(),
+        )
         if self._store is not None:
             assert self.key is not None
-            await self._store.save(self.key, self._state)
+            await self._store.save(self.key, self._committed)
 
-    async def _poll(self) -> None:
-        state = await self._load()
-        since: datetime | str | None = self._since
-        if state.high_water is not None:
-            since = state.high_water.astimezone(UTC) - self.lookback
+    # --- polling
+
+    def _clamp(self, when: datetime) -> datetime:
+        """``when``, but never further ahead than the local clock allows."""
+        limit = self._clock() + self.max_skew
+        if when > limit:
+            log.warning(
+                "watcher %s: an activity is dated %s, ahead of the local clock; the high-water "
+                "mark stops at %s",
+                self.key,
+                when.isoformat(),
+                limit.isoformat(),
+            )
+            return limit
+        return when
+
+    def _open(self) -> None:
+        """Open the listing of the poll under way (or of a new one)."""
+        position = self._position
+        if position is None:
+            since = self._since
+            if self._high_water is not None:
+                since = format_since(self._high_water - self.lookback)
+            position = self._position = _Position(since, None, None)
+            self._unknown_seen = set()
+            self.polls += 1
+        self._fresh = position.cursor is None
+        self._next_cursor = position.cursor
+        first = list_request(
+            since=position.since, page_size=self._page_size, cursor=position.cursor
+        )
+        self._pages = PageIterator(self._api._fetch_page, first)
+        self._pages_read = 0
+
+    async def _read_page(self) -> None:
+        await self._load()
+        if self._pause:
+            await self._sleep(self.next_delay())
+            self._pause = False
+        if self._pages is None:
+            self._open()
+        pages, position = self._pages, self._position
+        assert pages is not None and position is not None
         async with self._gate or contextlib.nullcontext():
-            listed = await self._api.list(since=since, page_size=self._page_size).collect()
-        self.polls += 1
-        self._polled = True
-        seen = state.recent_ids
+            try:
+                page = await pages.__anext__()
+            except StopAsyncIteration:
+                page = None
+        if page is None:
+            await self._finish_poll()
+            return
+        self._pages_read += 1
+        cursor, self._next_cursor = self._next_cursor, page.after_cursor
+        floor = None if self._high_water is None else self._high_water - self.lookback
+        newest = position.newest
+        ids = self._ids
         fresh: dict[int, Activity] = {}
-        window_ids: set[int] = set()
-        floor = None if state.high_water is None else state.high_water - self.lookback
-        for activity in listed:
-            if floor is not None and activity.created_at < floor:
-                continue  # older than what we asked for: delivered before, or too late to tell
-            window_ids.add(activity.id)
-            if activity.id not in seen:
+        listed_again: list[int] = []
+        for activity in page.activities:
+            created = activity.created_at
+            if floor is not None and created < floor:
+                continue  # older than what was asked for: delivered before, or too late to tell
+            if newest is None or created > newest:
+                newest = created
+            if activity.id in ids:
+                listed_again.append(activity.id)
+                if ids[activity.id] is None:
+                    ids[activity.id] = created
+                    if self._fresh:
+                        self._unknown_seen.add(activity.id)
+            else:
                 fresh.setdefault(activity.id, activity)
-        # Ids that fell out of the polled window can never come back: forget them.
-        if seen and not seen <= window_ids:
-            self._state = Checkpoint(state.high_water, seen & window_ids)
+        # Ids the rest of this poll and the next one cannot list again are forgotten now; those
+        # on this page are kept while it is delivered (a restart fetches it again).
+        self._prune(newest, keep=listed_again)
+        self._position = _Position(position.since, cursor, newest)
         self._buffer.extend(sorted(fresh.values(), key=lambda a: (a.created_at, a.id)))
+        if self._pages_read >= self.max_pages_per_poll and page.has_more and page.after_cursor:
+            log.warning(
+                "watcher %s: %d pages in one poll; reading on after an interval",
+                self.key,
+                self._pages_read,
+            )
+            self._pages = None
+            self._position = _Position(position.since, page.after_cursor, newest)
+            self._pause = True
+
+    def _prune(self, newest: datetime | None, keep: tuple[int, ...] | list[int] = ()) -> None:
+        if newest is None:
+            return
+        mark = self._clamp(newest)
+        if self._high_water is not None and self._high_water > mark:
+            mark = self._high_water
+        floor = mark - self.lookback
+        ids = self._ids
+        stale = {i for i, created in ids.items() if created is not None and created < floor}
+        for i in stale.difference(keep):
+            del ids[i]
+
+    async def _finish_poll(self) -> None:
+        position = self._position
+        assert position is not None
+        if position.newest is not None:
+            mark = self._clamp(position.newest)
+            if self._high_water is None or mark > self._high_water:
+                self._high_water = mark
+        if self._fresh:
+            # Loaded ids this whole listing did not show again can never come back.
+            for i in [i for i, c in self._ids.items() if c is None]:
+                if i not in self._unknown_seen:
+                    del self._ids[i]
+        self._prune(self._high_water)
+        self._position = None
+        self._pages = None
+        self._pause = True
+        await self._save()
