@@ -251,6 +251,40 @@ async def test_tail_commits_only_what_it_printed(tmp_path: Path) -> None:
                 proc.stdout.close()
 
 
+async def test_a_fleet_agent_that_cannot_commit_backs_off_instead_of_redelivering_at_full_speed() -> (
+    None
+):
+    class Failing(MemoryCheckpointStore):
+        async def save(self, key: str, checkpoint: zdactivity.Checkpoint) -> None:
+            if key == "bad":
+                raise zdactivity.CheckpointError("the disk is full")
+            await super().save(key, checkpoint)
+
+    async with Emulator(seed=7, agents=3, activities_per_agent=4, clock=lambda: NOW) as emu:
+        root = zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0]))
+        fleet = zdactivity.Fleet(Failing(), interval=0.05, retry_delay=0.01, max_retry_delay=60)
+        for agent in emu.agents[1:]:
+            fleet.add(str(agent.user_id), root.with_auth(token(agent)))
+        fleet.add("bad", root.with_auth(token(emu.agents[0])))
+        calls: list[str] = []
+
+        async def handler(key: str, _activity: zdactivity.Activity) -> None:
+            calls.append(key)
+
+        task = asyncio.create_task(fleet.run(handler))
+        await asyncio.sleep(1.5)
+        fleet.stop()
+        await task
+        await root.close()
+    good = sum(len(emu.activities_for(a)) for a in emu.agents[1:])
+    assert len(calls) - calls.count("bad") == good
+    # 10 ms, 20 ms, 40 ms...: a handful of attempts in 1.5 s, not one every 10 ms.
+    assert 3 <= calls.count("bad") <= 9
+    status = fleet.status()["bad"]
+    assert isinstance(status.last_error, zdactivity.CheckpointError)
+    assert status.consecutive_failures == calls.count("bad")
+
+
 # (end of data loss)
 
 
