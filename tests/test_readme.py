@@ -51,7 +51,7 @@ async def run_block(index: int, source: str, ns: dict[str, Any]) -> None:
 
 def test_the_readme_has_the_blocks_this_test_knows() -> None:
     blocks = python_blocks()
-    assert len(blocks) == 7
+    assert len(blocks) == 8
     assert sum('subdomain="acme"' in b for b in blocks) == 5
 
 
@@ -142,8 +142,28 @@ async def test_readme_python_blocks_run_against_the_emulator(
         assert (tmp_path / "checkpoints.db").exists()
         assert ns["account"].closed
 
-        # Configuration: a fully configured client works.
+        # One agent followed with a checkpoint; leaving with break commits the one handled last.
         await run_block(5, blocks[5], ns)
+        handled: list[int] = []
+        stop = asyncio.Event()
+
+        async def notify(key: str, activity: zdactivity.Activity) -> None:
+            handled.append(activity.id)
+            if len(handled) == 5:
+                stop.set()
+
+        ns["notify"] = notify
+        async with zdactivity.Client(
+            base_url=emu.url, auth=zdactivity.OAuthToken(first.oauth_token)
+        ) as zd:
+            await asyncio.wait_for(ns["follow"](zd, stop), 15)
+        async with zdactivity.SQLiteCheckpointStore(tmp_path / "me.db") as store:
+            saved = await store.load("me")
+        assert len(handled) == 5 and saved is not None
+        assert set(handled) <= saved.recent_ids
+
+        # Configuration: a fully configured client works.
+        await run_block(6, blocks[6], ns)
         async with ns["zd"] as zd:
             assert (await zd.activities.count()).value == len(expected[first.email])
             assert (await ns["agent_b"].activities.count()).value == len(
@@ -151,7 +171,7 @@ async def test_readme_python_blocks_run_against_the_emulator(
             )
 
     # Testing with the emulator: the block defines a test; run it.
-    await run_block(6, blocks[6], ns)
+    await run_block(7, blocks[7], ns)
     await ns["test_my_sync_survives_a_flaky_zendesk"]()
 
 
