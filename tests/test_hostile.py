@@ -251,9 +251,7 @@ async def test_tail_commits_only_what_it_printed(tmp_path: Path) -> None:
                 proc.stdout.close()
 
 
-async def test_a_fleet_agent_that_cannot_commit_backs_off_instead_of_redelivering_at_full_speed() -> (
-    None
-):
+async def test_a_fleet_agent_that_cannot_commit_backs_off_instead_of_redelivering_fast() -> None:
     class Failing(MemoryCheckpointStore):
         async def save(self, key: str, checkpoint: zdactivity.Checkpoint) -> None:
             if key == "bad":

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fakes import FakeTime
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import zdactivity
 from zdactivity.checkpoint import Checkpoint, MemoryCheckpointStore
@@ -165,3 +167,70 @@ async def test_cancelling_a_watcher_is_clean(emu: Emulator, client: zdactivity.C
 
 def test_checkpoint_defaults() -> None:
     assert Checkpoint() == Checkpoint(None, frozenset())
+
+
+# One step of a watcher's life: take some activities, add arrivals, crash, or stop cleanly.
+_steps = st.one_of(
+    st.tuples(st.just("take"), st.integers(1, 40)),
+    st.tuples(
+        st.just("add"),
+        # Seconds from the wall clock: late arrivals inside the lookback, ties, the near future,
+        # and now and then a day ahead.
+        st.lists(st.sampled_from([-240, -60, -1, 0, 0, 5, 30, 86_400]), min_size=1, max_size=8),
+    ),
+    st.just(("crash", 0)),
+    st.just(("stop", 0)),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    backlog=st.integers(0, 60),
+    page_size=st.integers(1, 25),
+    steps=st.lists(_steps, max_size=12),
+)
+async def test_crashes_arrivals_and_page_sizes_never_lose_and_repeat_at_most_once_per_crash(
+    backlog: int, page_size: int, steps: list[tuple[str, object]]
+) -> None:
+    wall = [NOW]
+    async with Emulator(seed=9, agents=1, activities_per_agent=backlog, clock=lambda: NOW) as emu:
+        agent = emu.agents[0]
+        expected = {a["id"] for a in emu.activities_for(agent)}
+        store = MemoryCheckpointStore()
+        delivered: list[int] = []
+        crashes = 0
+        async with zdactivity.Client(base_url=emu.url, auth=token(agent)) as zd:
+
+            def new_watcher() -> zdactivity.ActivityWatcher:
+                return zd.activities.watch(
+                    checkpoint=store,
+                    key="k",
+                    page_size=page_size,
+                    max_pages_per_poll=3,
+                    sleep=FakeTime().sleep,
+                    clock=lambda: wall[0],
+                )
+
+            watcher = new_watcher()
+            async with asyncio.timeout(20):
+                for kind, arg in [*steps, ("stop", 0)]:
+                    wall[0] += timedelta(seconds=30)
+                    if kind == "take":
+                        pending = len(expected - set(delivered))
+                        for _ in range(min(int(arg), pending)):  # type: ignore[call-overload]
+                            delivered.append((await watcher.__anext__()).id)
+                    elif kind == "add":
+                        for offset in arg:  # type: ignore[attr-defined]
+                            when = wall[0] + timedelta(seconds=offset)
+                            expected.add(emu.add_activity(agent, created_at=when)["id"])
+                    elif kind == "crash":
+                        crashes += 1  # no commit of the activity in hand
+                        watcher = new_watcher()
+                    else:
+                        await watcher.aclose()
+                        watcher = new_watcher()
+                while not expected <= set(delivered):
+                    delivered.append((await watcher.__anext__()).id)
+                await watcher.aclose()
+    assert set(delivered) == expected
+    assert len(delivered) - len(set(delivered)) <= crashes

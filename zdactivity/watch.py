@@ -135,8 +135,9 @@ class ActivityWatcher:
         self._position: _Position | None = None  # a poll under way
         self._pages: PageIterator | None = None  # its open listing
         self._next_cursor: str | None = None  # the cursor of the listing's next request
+        self._read_on: str | None = None  # where a paused poll goes on
         self._pages_read = 0  # pages of the open listing read since the last pause
-        self._fresh = False  # the open listing started at the poll's first page
+        self._fresh = False  # this process read the poll from its first page
         self._unknown_seen: set[int] = set()  # loaded ids this fresh poll listed again
         self._pause = False  # wait an interval before reading on
         self._buffer: deque[Activity] = deque()
@@ -257,11 +258,14 @@ class ActivityWatcher:
             position = self._position = _Position(since, None, None)
             self._unknown_seen = set()
             self.polls += 1
-        self._fresh = position.cursor is None
-        self._next_cursor = position.cursor
-        first = list_request(
-            since=position.since, page_size=self._page_size, cursor=position.cursor
-        )
+        cursor: str | None
+        if self._read_on is not None:  # a paused poll goes on
+            cursor, self._read_on = self._read_on, None
+        else:  # a new poll, or one a restart goes on with
+            cursor = position.cursor
+            self._fresh = cursor is None
+        self._next_cursor = cursor
+        first = list_request(since=position.since, page_size=self._page_size, cursor=cursor)
         self._pages = PageIterator(self._api._fetch_page, first)
         self._pages_read = 0
 
@@ -314,8 +318,9 @@ class ActivityWatcher:
                 self.key,
                 self._pages_read,
             )
+            # The position stays on this page until it has been delivered.
             self._pages = None
-            self._position = _Position(position.since, page.after_cursor, newest)
+            self._read_on = page.after_cursor
             self._pause = True
 
     def _prune(self, newest: datetime | None, keep: tuple[int, ...] | list[int] = ()) -> None:
