@@ -77,8 +77,10 @@ class RateLimiter:
     ``limit``: the plan's requests per window if known (Team 200, Growth/Professional 400,
     Enterprise 700, High Volume 2,500 per minute); learnt from responses otherwise.
     ``reserve``: the share of the budget left free for the account's other integrations.
-    ``window``: the length of Zendesk's window in seconds (60). ``clock`` and ``sleep`` are
-    injectable for tests.
+    ``window``: the length of Zendesk's window in seconds (60), also the longest a reported
+    reset can make a request wait. ``clock`` and ``sleep`` are injectable for tests; a
+    :class:`~zdactivity.Client` sleeps through its retry policy's ``sleep`` instead, so that
+    ``RetryPolicy.testing()`` skips the limiter's waits too.
     """
 
     def __init__(
