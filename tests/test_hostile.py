@@ -28,6 +28,7 @@ from hostile import (
 )
 
 import zdactivity
+from zdactivity.protocol import RateLimitHeaders
 
 AUTH = zdactivity.OAuthToken("s3cret-token")
 
@@ -183,6 +184,20 @@ async def test_a_failed_probe_lets_every_waiter_go_at_once() -> None:
         elapsed = time.monotonic() - started
     assert all(isinstance(r, zdactivity.TransportError) for r in results)
     assert elapsed < 0.3 * 3.5  # the probe's read timeout, then the others' together
+
+
+async def test_a_failure_in_the_windows_one_at_a_time_tail_lets_the_waiters_go() -> None:
+    t = FakeTime()
+    rl = zdactivity.RateLimiter(clock=t.clock, sleep=t.sleep)
+    rl.observe(await rl.acquire(), RateLimitHeaders(limit=300, remaining=4, reset=60))
+    last = await rl.acquire()  # the tail: one at a time
+    waiters = [asyncio.ensure_future(rl.acquire()) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    rl.release(last)  # no answer (timed out): the waiters must not queue behind each other
+    granted = await asyncio.wait_for(asyncio.gather(*waiters), 1)
+    assert len(granted) == 2 and rl.remaining == 1
+    assert t.slept == []
 
 
 @pytest.mark.parametrize("value", [0, 0.0, -1, float("nan"), float("inf"), -float("inf")])
