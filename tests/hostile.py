@@ -9,8 +9,14 @@ that a test can send exactly the wrong thing it needs.
 from __future__ import annotations
 
 import asyncio
+import shlex
+import socket
+import ssl
+import struct
+import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -132,3 +138,70 @@ async def never_answer(_request: web.Request) -> web.StreamResponse:
 
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- appended: resets, TLS, hostile header values ----------------------------------------------
+
+
+async def reset_connection(request: web.Request) -> web.StreamResponse:
+    """A handler that drops the connection with a TCP RST before answering."""
+    transport = request.transport
+    assert transport is not None
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    await asyncio.sleep(0.5)  # the server must not answer; the client is gone by then
+    return web.Response()
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for 127.0.0.1 (made with the openssl command)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    command = shlex.split(
+        "openssl req -x509 -nodes -days 1 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+        " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
+    )
+    subprocess.run(
+        [*command, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+class TLSHostileServer(HostileServer):
+    """A HostileServer over https, with a self-signed certificate no client trusts."""
+
+    def __init__(self, directory: Path, *handlers: Handler) -> None:
+        super().__init__(*handlers)
+        self._directory = directory
+
+    async def __aenter__(self) -> TLSHostileServer:
+        cert, key = self_signed_certificate(self._directory)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context).start()
+        port = self._runner.addresses[0][1]
+        self.url = f"https://127.0.0.1:{port}"
+        return self
+
+
+def exception_web(error: BaseException) -> list[BaseException]:
+    """Every exception reachable from ``error``: causes, contexts, group members, attributes."""
+    seen: list[BaseException] = []
+    todo = [error]
+    while todo:
+        exc = todo.pop()
+        if any(exc is s for s in seen):
+            continue
+        seen.append(exc)
+        linked: list[object] = [exc.__cause__, exc.__context__, *exc.args]
+        linked += getattr(exc, "exceptions", ())
+        linked += vars(exc).values() if hasattr(exc, "__dict__") else ()
+        todo += [x for x in linked if isinstance(x, BaseException)]
+    return seen

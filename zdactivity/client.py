@@ -1,9 +1,17 @@
-"""The async client: one aiohttp session, the activities API, retries per request."""
+"""The async client: one aiohttp session, the activities API, retries per request.
+
+Every wait of a request is bounded: the rate limiter's sleeps by what is left of the retry
+policy's ``max_time`` (a 429's account-wide pause also by ``max_retry_after``), its wait for
+another request's answer by the attempt's ``total`` timeout, and the HTTP exchange by the
+:class:`~zdactivity.Timeout`. The limiter sleeps through the policy's ``sleep``, so
+``RetryPolicy.testing()`` never sleeps there either.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,13 +26,19 @@ from . import protocol
 from ._aio import AsyncClosing
 from ._version import __version__
 from .auth import Auth, OAuthToken
-from .errors import AuthenticationError, RateLimitError, ZendeskError
+from .errors import (
+    AuthenticationError,
+    LocalRateLimitError,
+    RateLimitError,
+    TransportError,
+    ZendeskError,
+)
 from .models import Activity, ActivityCount, ActivityPage
 from .pagination import ActivityPager
 from .protocol import Pagination, Request
-from .ratelimit import RateLimiter
+from .ratelimit import Permit, RateLimiter
 from .retry import RetryPolicy
-from .transport import Response, Timeout, send
+from .transport import Response, Timeout, check_seconds, send
 
 if TYPE_CHECKING:
     from .checkpoint import CheckpointStore
@@ -160,8 +174,8 @@ class Client(AsyncClosing):
         self._auth = _check_auth(auth)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
-        if isinstance(timeout, int | float):
-            timeout = Timeout(total=float(timeout))
+        if not isinstance(timeout, Timeout):
+            timeout = Timeout(total=check_seconds("timeout", timeout))
         self.timeout = timeout
         self._client_timeout = timeout.to_aiohttp()
         self.retry = retry if retry is not None else RetryPolicy()
@@ -219,10 +233,57 @@ class Client(AsyncClosing):
 
     # --- requests ---
 
-    async def _send_once(self, request: Request, authorization: str | None) -> Response:
+    async def _send_once(
+        self, request: Request, authorization: str | None, *, budget: float | None = None
+    ) -> Response:
+        """One attempt: wait for the rate limiter (sleeping at most ``budget`` seconds), send."""
         shared = self._shared
         limiter = shared.limiter
-        permit = await limiter.acquire(max_wait=self.retry.max_retry_after)
+        policy = self.retry
+        total = self.timeout.total
+        where = f"{request.method} {self.base_url}{request.path}"
+        error: ZendeskError
+        try:
+            permit = await limiter.acquire(
+                max_wait=policy.max_retry_after,
+                budget=budget,
+                answer_timeout=total,
+                sleep=policy.sleep,
+            )
+        except TimeoutError:
+            error = TransportError(
+                f"{where}: timed out after {total:g}s waiting in the rate limiter for the "
+                "answer to the request it let out first"
+            )
+        except LocalRateLimitError as refused:
+            error = LocalRateLimitError(
+                429,
+                retry_after=refused.retry_after,
+                description=refused.description,
+                method=request.method,
+                path=request.path,
+            )
+        else:
+            return await self._send_permitted(request, authorization, permit, where)
+        raise error
+
+    async def _send_permitted(
+        self, request: Request, authorization: str | None, permit: Permit, where: str
+    ) -> Response:
+        shared = self._shared
+        limiter = shared.limiter
+        client_timeout = self._client_timeout
+        total = self.timeout.total
+        if permit.waited_for_answer and total is not None:
+            # The wait for another request's answer was part of this attempt's total.
+            left = total - permit.waited_for_answer
+            if left <= 0:
+                limiter.release(permit)
+                raise TransportError(
+                    f"{where}: timed out after {total:g}s waiting in the rate limiter for the "
+                    "answer to the request it let out first"
+                )
+            client_timeout = dataclasses.replace(self.timeout, total=left).to_aiohttp()
         headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         if authorization is not None:
             headers["Authorization"] = authorization
@@ -233,7 +294,7 @@ class Client(AsyncClosing):
                 method=request.method,
                 params=request.params,
                 headers=headers,
-                client_timeout=self._client_timeout,
+                client_timeout=client_timeout,
                 max_body_size=self.max_body_size,
                 data=dict(request.form) if request.form is not None else None,
             )
@@ -260,7 +321,9 @@ class Client(AsyncClosing):
             status = request_id = None
             try:
                 shared.stats.requests += 1
-                response = await self._send_once(request, auth.authorization())
+                # The limiter's sleeps count against max_time like the retry delays do.
+                budget = policy.max_time - (sent - started)
+                response = await self._send_once(request, auth.authorization(), budget=budget)
                 status = response.status
                 shared.stats.bytes_received += len(response.body)
                 request_id = protocol.request_id_from_headers(response.headers)
@@ -292,8 +355,10 @@ class Client(AsyncClosing):
                 if status == 429 and isinstance(error, RateLimitError):
                     # Every request of the account waits, not only this one.
                     shared.stats.rate_limited += 1
+                    # A Retry-After above max_retry_after fails this request (delay is None)
+                    # and holds the account for max_retry_after at most, never 31 years.
                     pause = error.retry_after if error.retry_after is not None else delay
-                    shared.limiter.pause(pause or 0.0)
+                    shared.limiter.pause(min(pause or 0.0, policy.max_retry_after))
                 self._report(request, attempt, status, request_id, sent, error, delay)
                 if delay is None:
                     raise

@@ -9,9 +9,12 @@
     │   ├── NotFoundError            404 (unknown id, or another agent's activity)
     │   ├── InvalidRequestError      400, 422
     │   ├── RateLimitError           429 (``.retry_after`` seconds, when known)
+    │   │   └── LocalRateLimitError      the local limiter refused to wait that long; nothing sent
     │   └── ServerError              5xx
     ├── TransportError           no usable answer: connection refused or reset, DNS, timeout
-    │   └── ResponseTooLargeError    a body over ``max_body_size`` (never retried)
+    │   ├── ResponseTooLargeError    a body over ``max_body_size`` (never retried)
+    │   └── CertificateError         the server's TLS certificate could not be verified (never
+    │                                retried)
     ├── DecodeError              a body that is not JSON, is truncated, or has the wrong shape
     └── PaginationError          a cursor that repeats, a page that promises more with no cursor
         └── PaginationDepthError     offset pagination past 100 pages / 10,000 records
@@ -19,7 +22,8 @@
 ``APIError`` carries ``.status``, ``.request_id`` (quote it to Zendesk support), ``.body`` (a
 short text snippet), Zendesk's ``.code`` / ``.description`` parsed from whichever of its error
 body shapes came back, and ``.retry_after`` (seconds, from ``Retry-After`` on 429 and 503).
-Messages never contain credentials.
+Messages never contain credentials, and no exception reachable from a zdactivity error
+(``__cause__``, ``__context__``, attributes) holds an aiohttp or msgspec exception.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from __future__ import annotations
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "CertificateError",
     "DecodeError",
     "InvalidRequestError",
+    "LocalRateLimitError",
     "NotFoundError",
     "PaginationDepthError",
     "PaginationError",
@@ -118,6 +124,24 @@ class RateLimitError(APIError):
     """
 
 
+class LocalRateLimitError(RateLimitError):
+    """The client's own rate limiter refused to wait, and sent nothing.
+
+    Raised when the account is paused by an earlier 429 for longer than the retry policy's
+    ``max_retry_after``, or when waiting for the account's budget would overrun the request's
+    ``max_time``. ``retry_after`` is the wait that was refused; ``status`` is 429 and
+    ``request_id`` None: the server was not asked.
+    """
+
+    def _message(self) -> str:
+        wait = f" ({self.retry_after:g}s)" if self.retry_after is not None else ""
+        where = f" for {self.method} {self.path}" if self.method and self.path else ""
+        return (
+            f"the local rate limiter refused to wait{wait}{where}, no request was sent: "
+            f"{self.description}"
+        )
+
+
 class ServerError(APIError):
     """5xx: a temporary failure on Zendesk's side."""
 
@@ -128,6 +152,13 @@ class TransportError(ZendeskError):
 
 class ResponseTooLargeError(TransportError):
     """A response body larger than the client's ``max_body_size``; not retried."""
+
+
+class CertificateError(TransportError):
+    """The server's TLS certificate could not be verified (self-signed, expired, wrong host).
+
+    Not transient: never retried.
+    """
 
 
 class DecodeError(ZendeskError):

@@ -393,7 +393,11 @@ def _number(value: str | None) -> float | None:
 
 
 def rate_limit_from_headers(headers: Headers) -> RateLimitHeaders:
-    """Read the limit, remaining and reset headers, in any of Zendesk's spellings."""
+    """Read the limit, remaining and reset headers, in any of Zendesk's spellings.
+
+    Values that are not finite numbers >= 0 are ignored, and so is a limit below 1 (a budget of
+    no requests per window would stall every request). The reset is as sent: the limiter caps
+    it at its window."""
 
     def first(*names: str) -> float | None:
         for name in names:
@@ -406,7 +410,7 @@ def rate_limit_from_headers(headers: Headers) -> RateLimitHeaders:
     remaining = first("X-Rate-Limit-Remaining", "rate-limit-remaining", "ratelimit-remaining")
     reset = first("rate-limit-reset", "ratelimit-reset")
     return RateLimitHeaders(
-        limit=int(limit) if limit is not None else None,
+        limit=int(limit) if limit is not None and limit >= 1 else None,
         remaining=int(remaining) if remaining is not None else None,
         reset=reset,
     )
@@ -422,7 +426,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return seconds
     try:
         when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

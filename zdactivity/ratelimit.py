@@ -7,16 +7,25 @@ budget proactively:
 
 - It learns the limit, the remaining budget and the window's reset from each response
   (``X-Rate-Limit``/``rate-limit``/``ratelimit-limit``, ``...-remaining``, ``rate-limit-reset``),
-  or starts from a configured plan limit.
+  or starts from a configured plan limit. A reported reset is capped at ``window``, and a
+  reported limit below 1 is ignored: a header cannot stall the account beyond one window.
 - It grants requests while the window has budget left above a ``reserve`` share kept free for
   the account's other integrations, then holds the rest until the window resets.
 - Its own in-flight requests are counted locally, so a burst of concurrent requests cannot
   overshoot what the last response said was left; the window's last 1% goes one request at a
   time, so that budget spent unseen (other integrations, resends) shows before it is too late.
-- A 429 anywhere pauses every request of the account until ``Retry-After`` has passed.
+- A 429 anywhere pauses every request of the account until ``Retry-After`` has passed (the
+  client caps that pause at its policy's ``max_retry_after``).
 - At the start and after each reset of the window, one request goes first (a probe) and the
   others wait for its answer, which anchors the window; a server that sends no rate-limit
-  headers is not throttled.
+  headers is not throttled. A probe that fails (error, timeout, cancellation) lets every waiter
+  go at once, and so does a failure in the window's one-at-a-time tail: a server that never
+  answers cannot make requests queue one timeout after another.
+- What bounds a wait in :meth:`RateLimiter.acquire`: ``max_wait`` a 429's pause, ``budget`` the
+  sum of its sleeps (the client passes what is left of the policy's ``max_time``), and
+  ``answer_timeout`` its waits for another request's answer (the client passes the attempt's
+  ``total`` timeout). A wait past ``max_wait`` or ``budget`` raises
+  :class:`~zdactivity.LocalRateLimitError` at once instead of sleeping.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .errors import RateLimitError
+from .errors import LocalRateLimitError
 from .protocol import RateLimitHeaders
 
 __all__ = ["Permit", "RateLimitState", "RateLimiter"]
@@ -47,14 +56,19 @@ class RateLimitState:
 
 
 class Permit:
-    """One granted request; hand it back with :meth:`RateLimiter.observe` or ``release``."""
+    """One granted request; hand it back with :meth:`RateLimiter.observe` or ``release``.
 
-    __slots__ = ("done", "epoch", "seq")
+    ``waited_for_answer``: real seconds the request waited for another request's answer before
+    it was granted (the client takes them off the attempt's ``total`` timeout).
+    """
+
+    __slots__ = ("done", "epoch", "seq", "waited_for_answer")
 
     def __init__(self, seq: int, epoch: int) -> None:
         self.seq = seq
         self.epoch = epoch
         self.done = False
+        self.waited_for_answer = 0.0
 
 
 class RateLimiter:
@@ -63,8 +77,10 @@ class RateLimiter:
     ``limit``: the plan's requests per window if known (Team 200, Growth/Professional 400,
     Enterprise 700, High Volume 2,500 per minute); learnt from responses otherwise.
     ``reserve``: the share of the budget left free for the account's other integrations.
-    ``window``: the length of Zendesk's window in seconds (60). ``clock`` and ``sleep`` are
-    injectable for tests.
+    ``window``: the length of Zendesk's window in seconds (60), also the longest a reported
+    reset can make a request wait. ``clock`` and ``sleep`` are injectable for tests; a
+    :class:`~zdactivity.Client` sleeps through its retry policy's ``sleep`` instead, so that
+    ``RetryPolicy.testing()`` skips the limiter's waits too.
     """
 
     def __init__(
@@ -94,6 +110,9 @@ class RateLimiter:
         self._reports_budget: bool | None = None  # unknown until the first response
         self._epoch = 0
         self._seq = 0
+        # The window in which a request of the one-at-a-time phases (the probe, the tail) got
+        # no answer: its waiters all go instead of queueing behind one timeout after another.
+        self._unserialized_epoch = -1
         # Permits out, by seq (sorted: seqs only grow) and by window: counting those granted
         # after a given one, or in earlier windows, stays cheap with thousands in flight.
         self._seqs: list[int] = []
@@ -144,44 +163,76 @@ class RateLimiter:
 
     # --- granting ---
 
-    async def acquire(self, *, max_wait: float | None = None) -> Permit:
+    async def acquire(
+        self,
+        *,
+        max_wait: float | None = None,
+        budget: float | None = None,
+        answer_timeout: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> Permit:
         """Wait until the account's budget allows one more request, and take it.
 
-        If a 429 paused the account for longer than ``max_wait`` seconds, raise
-        :class:`~zdactivity.RateLimitError` at once instead of sleeping.
+        ``max_wait``: if a 429 paused the account for longer than that many seconds, raise
+        :class:`~zdactivity.LocalRateLimitError` at once instead of sleeping.
+        ``budget``: the seconds this call may sleep in all (for the pause and the window's
+        reset); a sleep that would go past it raises LocalRateLimitError at once too.
+        ``answer_timeout``: the real seconds this call may wait for another request's answer
+        (the window's first, or its tail's); past it, TimeoutError.
+        ``sleep``: sleeps for this call instead of the limiter's own. One that returns early
+        (a test's no-op sleep) counts as served: the limiter acts as if that time had passed.
         """
+        sleep = sleep if sleep is not None else self._sleep
+        served = -math.inf  # the clock time this call's sleeps reached, served or not
+        slept = 0.0
+        answer_waited = 0.0
         while True:
-            now = self._clock()
+            now = max(self._clock(), served)
             if now < self._paused_until:
-                pause = self._paused_until - now
-                if max_wait is not None and pause > max_wait:
-                    raise RateLimitError(
-                        429,
-                        retry_after=pause,
-                        description="the account is paused by an earlier 429 for longer than "
-                        f"the retry policy's max_retry_after ({max_wait:g}s)",
+                wait = self._paused_until - now
+                if max_wait is not None and wait > max_wait:
+                    raise self._refuse(
+                        wait,
+                        "the account is paused by an earlier 429 for longer than the retry "
+                        f"policy's max_retry_after ({max_wait:g}s)",
                     )
-                await self._sleep(pause)
-                continue
-            self._roll(now)
-            wait = self._try_grant(now)
-            if isinstance(wait, Permit):
-                return wait
-            if wait is None:
-                await self._wait_for_change()
             else:
-                await self._sleep(wait)
+                self._roll(now)
+                granted = self._try_grant(now)
+                if isinstance(granted, Permit):
+                    granted.waited_for_answer = answer_waited
+                    return granted
+                if granted is None:
+                    answer_waited += await self._wait_for_change(answer_timeout, answer_waited)
+                    continue
+                wait = granted
+            if budget is not None and slept + wait > budget:
+                raise self._refuse(
+                    wait,
+                    f"waiting for the account's budget would overrun the request's max_time "
+                    f"({max(budget - slept, 0.0):.3g}s left)",
+                )
+            await sleep(wait)
+            slept += wait
+            served = now + wait
+
+    @staticmethod
+    def _refuse(wait: float, why: str) -> LocalRateLimitError:
+        return LocalRateLimitError(429, retry_after=wait, description=why)
 
     def _try_grant(self, now: float) -> Permit | float | None:
         """A permit, or seconds to sleep, or None to wait for the next response."""
         if self._reports_budget is False:
             return self._grant()
+        # One at a time while the window is probed and in its tail, unless one of those
+        # requests failed in this window: then the waiters' own timeouts bound their wait.
+        serial = self._unserialized_epoch != self._epoch
         if self._remaining is None:
             # Nothing known of this window yet: probe with one request at a time.
-            return None if self._per_epoch.get(self._epoch) else self._grant()
+            return None if serial and self._per_epoch.get(self._epoch) else self._grant()
         available = self._remaining - self._reserved()
         if available >= 1:
-            if available <= self._tail() and self._per_epoch.get(self._epoch):
+            if serial and available <= self._tail() and self._per_epoch.get(self._epoch):
                 # The window's last requests go one at a time: each answer's remaining count
                 # shows what others spent unseen (other integrations, transparent resends).
                 return None
@@ -209,10 +260,23 @@ class RateLimiter:
         # the server's windows follow a fixed grid or start at the first request after a reset.
         self._remaining = None
 
-    async def _wait_for_change(self) -> None:
+    async def _wait_for_change(self, allowed: float | None, waited: float) -> float:
+        """Wait for the next answer or release; the real seconds waited. TimeoutError past
+        ``allowed`` seconds in all (``waited`` already spent)."""
         if self._changed is None:
             self._changed = asyncio.Event()
-        await self._changed.wait()
+        changed = self._changed
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if allowed is None:
+            await changed.wait()
+        else:
+            left = allowed - waited
+            if left <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(left):
+                await changed.wait()
+        return loop.time() - started
 
     def _notify(self) -> None:
         if self._changed is not None:
@@ -222,7 +286,16 @@ class RateLimiter:
     # --- feedback ---
 
     def release(self, permit: Permit) -> None:
-        """Return a permit whose request got no response (error or cancellation)."""
+        """Return a permit whose request got no response (error or cancellation).
+
+        If it was sent while this window goes one request at a time (its probe, its tail),
+        the requests waiting for its answer all go now instead of queueing one after another.
+        """
+        if not permit.done and permit.epoch == self._epoch:
+            self._unserialized_epoch = self._epoch
+        self._return(permit)
+
+    def _return(self, permit: Permit) -> None:
         if not permit.done:
             permit.done = True
             seqs = self._seqs
@@ -241,16 +314,20 @@ class RateLimiter:
         if permit.done:
             return
         now = self._clock()
-        self.release(permit)
+        self._return(permit)
         reported = headers.limit is not None or headers.remaining is not None
         if self._reports_budget is None or reported:
             self._reports_budget = reported
         if not reported:
             return
-        if headers.limit is not None:
+        if headers.limit is not None and headers.limit >= 1:
             self._limit = headers.limit
         self._roll(now)
-        end = None if headers.reset is None else now + headers.reset
+        if permit.epoch == self._epoch:
+            self._unserialized_epoch = -1  # an answer: one at a time again where due
+        # A reset is at most one window away: a hostile or broken header cannot stall the
+        # account for longer (rate-limit-reset: 1000000000 would be 31 years).
+        end = None if headers.reset is None else now + min(max(headers.reset, 0.0), self.window)
         if self._window_end is None:
             self._start_window(end if end is not None else now + self.window)
         elif end is not None and end > self._window_end + self.window / 2:

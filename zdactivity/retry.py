@@ -7,7 +7,12 @@ that page only, and the listing continues from its cursor.
   raises at once instead of sleeping.
 - Other 5xx, connection errors, timeouts, truncated bodies: exponential backoff with full jitter
   (backoff's ``expo`` and ``full_jitter``).
-- Other 4xx, bodies of the wrong shape, bodies over the size limit: never retried.
+- Other 4xx, bodies of the wrong shape, bodies over the size limit, TLS certificates that
+  cannot be verified, and the local rate limiter's refusals (``LocalRateLimitError``): never
+  retried.
+- ``max_time`` bounds one request's time across attempts, retry delays and the rate limiter's
+  sleeps; ``max_retry_after`` bounds any single ``Retry-After`` wait and the account-wide pause a
+  429 causes.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from dataclasses import dataclass, field, replace
 import backoff
 
 from .errors import (
+    CertificateError,
     DecodeError,
+    LocalRateLimitError,
     RateLimitError,
     ResponseTooLargeError,
     ServerError,
@@ -40,8 +47,10 @@ class RetryPolicy:
     """How a :class:`~zdactivity.Client` retries one request.
 
     ``max_tries`` counts attempts (1 means no retry); ``max_time`` bounds the seconds spent on
-    one request across attempts and waits. ``sleep``, ``clock`` and ``jitter`` are injectable so
-    that tests never wait; :meth:`testing` gives a policy that does not sleep at all.
+    one request across attempts and waits, the rate limiter's included. ``max_retry_after``
+    bounds a ``Retry-After`` wait and the account-wide pause after a 429. ``sleep``, ``clock``
+    and ``jitter`` are injectable so that tests never wait (the client's rate-limiter waits go
+    through ``sleep`` too); :meth:`testing` gives a policy that does not sleep at all.
     """
 
     max_tries: int = 5
@@ -69,7 +78,8 @@ class RetryPolicy:
         return cls(max_tries=1)
 
     def testing(self) -> RetryPolicy:
-        """The same policy, minus the waiting: for test suites."""
+        """The same policy, minus the waiting: for test suites. Retry delays and the rate
+        limiter's waits (a 429's pause, a window's reset) are skipped, as if they had passed."""
         return replace(self, sleep=_no_sleep)
 
     def backoff_delay(self, attempt: int) -> float:
@@ -84,7 +94,9 @@ class RetryPolicy:
     def delay_for(self, error: ZendeskError, attempt: int, elapsed: float) -> float | None:
         """Seconds to wait before retrying after ``error`` on attempt ``attempt``, or None to
         give up and raise it. Pure: a function of its arguments and the policy."""
-        if attempt >= self.max_tries or isinstance(error, ResponseTooLargeError):
+        if attempt >= self.max_tries or isinstance(
+            error, ResponseTooLargeError | CertificateError | LocalRateLimitError
+        ):
             return None
         if isinstance(error, RateLimitError) or (
             isinstance(error, ServerError) and error.status == 503
