@@ -20,7 +20,7 @@ from ._version import __version__
 from .auth import Auth, OAuthToken
 from .errors import AuthenticationError, RateLimitError, ZendeskError
 from .models import Activity, ActivityCount, ActivityPage
-from .pagination import ActivityPager
+from .pagination import DEFAULT_MAX_PAGES, ActivityPager
 from .protocol import Pagination, Request
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
@@ -404,12 +404,15 @@ class ActivitiesAPI:
         page_size: int = protocol.MAX_PAGE_SIZE,
         cursor: str | None = None,
         pagination: Pagination = "cursor",
+        max_pages: int | None = DEFAULT_MAX_PAGES,
     ) -> ActivityPager:
         """The activities of the last 30 days (newest first, as Zendesk sends them).
 
         ``since``: an aware datetime or ISO 8601 string; only activities since then.
         ``page_size``: 1..100. ``cursor``: resume after a saved ``page.after_cursor``.
         ``pagination="offset"`` uses offset pages (limited by Zendesk to 100 pages).
+        ``max_pages``: at most this many pages (10,000 by default; None: no bound); a listing
+        that still has more then raises :class:`PaginationError` after its last page.
         Bad arguments raise ValueError/TypeError here, before any request.
         """
         first = protocol.list_request(
@@ -418,7 +421,7 @@ class ActivitiesAPI:
             cursor=cursor,
             pagination=pagination,
         )
-        return ActivityPager(self._fetch_page, first)
+        return ActivityPager(self._fetch_page, first, max_pages=max_pages)
 
     def watch(
         self,

@@ -238,7 +238,8 @@ def next_request(request: Request, page: ActivityPage, seen: Container[str]) -> 
 
     Built from ``meta.after_cursor`` (or the offset page number) on the configured host; links
     are never followed, since real responses name the account's canonical host. ``seen`` holds
-    the cursors already requested: a repeat raises :class:`PaginationError` instead of looping.
+    the cursors already requested (the pager keeps only the most recent ones): a repeat raises
+    :class:`PaginationError` instead of looping.
     """
     if request.param("page[size]") is not None:
         if not page.has_more:
