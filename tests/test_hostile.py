@@ -7,17 +7,30 @@ test names top to bottom as the list of what the long-running paths are proven t
 
 from __future__ import annotations
 
+import base64
 import gc
 import itertools
+import re
 import tracemalloc
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from aiohttp import web
 from hostile import HostileServer, activity, json_response, page, respond
+from hypothesis import given
+from hypothesis import strategies as st
 
 import zdactivity
-from zdactivity import PaginationError
+from zdactivity import ActivityPage, PaginationError, RetryPolicy
 from zdactivity.pagination import DEFAULT_MAX_PAGES, REMEMBERED_CURSORS
+from zdactivity.protocol import (
+    ResumePoint,
+    format_since,
+    list_request,
+    resume_request,
+    resume_token,
+)
+from zdactivity.testing import Emulator, Fault
 
 
 async def test_the_hostile_server_serves_a_page() -> None:
@@ -32,6 +45,155 @@ async def test_the_hostile_server_serves_a_page() -> None:
 
 def _ids(activities: object) -> list[int]:
     return [a.id for a in activities]  # type: ignore[attr-defined]
+
+
+async def test_a_since_listing_cut_short_resumes_from_its_token_with_its_since_and_loses_none() -> (
+    None
+):
+    async with Emulator(seed=5, agents=1, activities_per_agent=60) as emu:
+        agent = emu.agents[0]
+        everything = emu.activities_for(agent)
+        since = str(everything[37]["created_at"])  # newest first: about 38 are since then
+        auth = zdactivity.APIToken(agent.email, agent.api_token)
+        async with zdactivity.Client(
+            base_url=emu.url, auth=auth, retry=RetryPolicy.no_retry()
+        ) as zd:
+            wanted = _ids(await zd.activities.list(since=since).collect())
+            assert 15 < len(wanted) < len(everything)
+            delivered: list[int] = []
+            token = None
+            with pytest.raises(zdactivity.ServerError):
+                async for got in zd.activities.list(since=since, page_size=5).pages():
+                    delivered += _ids(got)
+                    token = got.resume_token  # saved once the page is handled
+                    if len(delivered) == 15:
+                        emu.inject(Fault.status(500))  # the listing breaks here
+            assert delivered == wanted[:15]
+            assert token is not None
+            first_resumed = len(emu.requests)
+            rest = _ids(await zd.activities.list(resume=token).collect())
+        resumed = emu.requests[first_resumed:]
+        assert resumed
+        assert {r.query.get("since") for r in resumed} == {format_since(since)}
+        assert {r.query.get("page[size]") for r in resumed} == {"5"}
+        assert delivered + rest == wanted  # exactly the rest: nothing older, nothing twice
+
+
+async def test_a_resume_token_repeated_with_the_same_since_and_page_size_is_accepted() -> None:
+    async with HostileServer(respond(page([activity(1)]))) as server, server.client() as zd:
+        token = ResumePoint("C1", "2026-11-01T00:00:00Z", 20).token()
+        same = datetime(2026, 11, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+        listed = await zd.activities.list(resume=token, since=same, page_size=20).collect()
+    assert _ids(listed) == [1]
+    assert server.paths == [
+        "/api/v2/activities?since=2026-11-01T00:00:00Z&page%5Bsize%5D=20&page%5Bafter%5D=C1"
+    ]
+
+
+_SINCES = st.none() | st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+)
+
+
+@given(
+    cursor=st.text(st.characters(exclude_categories=("Cs",)), min_size=1),
+    since=_SINCES,
+    page_size=st.integers(1, 100),
+)
+def test_a_resume_token_is_url_safe_and_carries_cursor_since_and_page_size(
+    cursor: str, since: datetime | None, page_size: int
+) -> None:
+    first = list_request(since=since, page_size=page_size)
+    token = resume_token(first, ActivityPage([], has_more=True, after_cursor=cursor))
+    assert token is not None
+    assert re.fullmatch(r"zr1\.[A-Za-z0-9_-]+", token)
+    assert resume_request(token) == first.with_param("page[after]", cursor)
+    assert resume_request(token, since=since, page_size=page_size) == resume_request(token)
+
+
+def test_pages_without_an_after_cursor_or_of_offset_listings_have_no_resume_token() -> None:
+    cursor_listing = list_request(page_size=10)
+    assert resume_token(cursor_listing, ActivityPage([], has_more=False)) is None
+    offset = list_request(pagination="offset")
+    assert resume_token(offset, ActivityPage([], has_more=True, after_cursor="C")) is None
+
+
+def _encoded(body: bytes, prefix: str = "zr1.") -> str:
+    return prefix + base64.urlsafe_b64encode(body).rstrip(b"=").decode()
+
+
+_GOOD = ResumePoint("C9", "2026-11-01T00:00:00Z", 50).token()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "C9",  # a bare cursor is not a token
+        "zr1.",
+        "zr1.!!!!",
+        "zr1.é",
+        _GOOD[:8] + "!" + _GOOD[8:],  # a character outside base64url, anywhere
+        _GOOD + "=",
+        _GOOD + "\n",
+        _GOOD.replace("zr1.", "zr1. "),
+        _GOOD[:-3],  # truncated
+        _GOOD.replace("zr1.", "ZR1."),
+        _encoded(b"not json"),
+        _encoded(b'{"after": "C9"}'),
+        _encoded(b'["C9", null]'),
+        _encoded(b'["C9", null, 50, "extra"]'),
+        _encoded(b'["", null, 50]'),
+        _encoded(b'["C9", null, 0]'),
+        _encoded(b'["C9", null, 101]'),
+        _encoded(b'["C9", null, true]'),
+        _encoded(b'["C9", "yesterday", 50]'),
+        _encoded(b'["C9", "2026-13-01T00:00:00Z", 50]'),
+        _encoded(b'["C9", "2026-11-01T00:00:00+01:00", 50]'),
+        _encoded(b'["C9", null, 50]', prefix="zr2."),
+    ],
+)
+def test_a_malformed_resume_token_is_a_value_error(token: str) -> None:
+    with pytest.raises(ValueError, match="resume token") as info:
+        resume_request(token)
+    assert token not in str(info.value) or not token
+
+
+@given(st.integers(0, len(_GOOD)), st.text(max_size=8), st.integers(0, 4))
+def test_a_damaged_resume_token_is_refused_or_still_a_valid_one(
+    at: int, junk: str, cut: int
+) -> None:
+    damaged = _GOOD[:at] + junk + _GOOD[at + cut :]
+    try:
+        point = ResumePoint.parse(damaged)
+    except ValueError:
+        return
+    assert point.after_cursor and 1 <= point.page_size <= 100
+
+
+def test_a_resume_token_that_is_not_a_str_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="resume"):
+        resume_request(b"zr1.abc")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"resume": "not a token"},
+        {"resume": _GOOD, "since": "2026-10-01T00:00:00Z"},
+        {"resume": ResumePoint("C9", None, 50).token(), "since": "2026-10-01T00:00:00Z"},
+        {"resume": _GOOD, "page_size": 100},
+        {"resume": _GOOD, "cursor": "C9"},
+        {"resume": _GOOD, "pagination": "offset"},
+    ],
+)
+async def test_a_bad_or_conflicting_resume_is_refused_before_any_request(
+    kwargs: dict[str, object],
+) -> None:
+    async with HostileServer(respond(page([activity(1)]))) as server, server.client() as zd:
+        with pytest.raises(ValueError):
+            zd.activities.list(**kwargs)  # type: ignore[arg-type]
+    assert server.paths == []
 
 
 async def test_an_endless_listing_keeps_bounded_memory_and_stops_at_max_pages() -> None:

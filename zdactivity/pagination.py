@@ -21,7 +21,7 @@ from typing import Final
 
 from .errors import InvalidRequestError, PaginationDepthError, PaginationError, ZendeskError
 from .models import Activity, ActivityPage
-from .protocol import Request, next_request
+from .protocol import Request, next_request, resume_token
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
@@ -87,7 +87,8 @@ class PageIterator:
 
     At most ``max_pages`` pages are requested (None: no bound). When the last of them still
     says ``has_more``, that page is delivered and the next call raises
-    :class:`~zdactivity.PaginationError`: the listing is incomplete.
+    :class:`~zdactivity.PaginationError`: the listing is incomplete, and the last page's
+    ``resume_token`` continues it.
     """
 
     __slots__ = ("_error", "_fetch", "_max_pages", "_request", "_seen", "pages_fetched")
@@ -123,6 +124,7 @@ class PageIterator:
                 ) from exc
             raise
         self.pages_fetched += 1
+        page.resume_token = resume_token(request, page)
         cursor = request.param("page[after]")
         if cursor:
             self._seen.add(cursor)
@@ -132,7 +134,8 @@ class PageIterator:
             if self._request is not None and limit is not None and self.pages_fetched >= limit:
                 raise PaginationError(
                     f"stopped after max_pages={limit} pages and the server still says "
-                    "has_more; pass a larger max_pages= (or None) to read further"
+                    "has_more; pass a larger max_pages= (or None) to read further, or resume "
+                    "from the last page's resume_token"
                 )
         except ZendeskError as exc:
             # Deliver the good page first; the error comes with the next call.
@@ -175,7 +178,7 @@ class ActivityPager:
         self.max_pages = _check_max_pages(max_pages)
 
     def pages(self) -> PageIterator:
-        """Iterate the listing page by page (``page.after_cursor`` lets you resume later)."""
+        """Iterate the listing page by page (save ``page.resume_token`` to resume later)."""
         return PageIterator(self._fetch, self.first_request, max_pages=self.max_pages)
 
     def __aiter__(self) -> AsyncIterator[Activity]:
