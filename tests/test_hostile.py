@@ -13,10 +13,11 @@ import itertools
 import re
 import tracemalloc
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from aiohttp import web
-from hostile import HostileServer, activity, json_response, page, respond
+from hostile import HostileServer, activity, json_response, page, respond, run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -317,6 +318,135 @@ async def test_collect_with_a_bad_limit_fails_before_any_request(
 
 
 # === The command line =========================================================================
+
+_NOWHERE = {"ZENDESK_URL": "http://127.0.0.1:9", "ZENDESK_OAUTH_TOKEN": "tok"}
+
+
+def _one_usage_line(result: tuple[int, str, str], pattern: str, *secrets: str) -> None:
+    code, stdout, stderr = result
+    assert "Traceback" not in stderr, stderr
+    assert code == 2, (code, stderr)
+    assert stdout == ""
+    lines = [line for line in stderr.splitlines() if line.startswith("zdactivity: ")]
+    assert len(lines) == 1, stderr
+    assert re.search(pattern, lines[0]), lines[0]
+    for secret in secrets:
+        assert secret not in stderr
+
+
+@pytest.mark.parametrize("command", ["list", "tail"])
+@pytest.mark.parametrize("since", ["999999999d", "9999999999999d", "99999999999999999999999s"])
+async def test_the_cli_refuses_a_since_too_far_back_in_one_line(command: str, since: str) -> None:
+    result = await run_cli(command, "--since", since, env=_NOWHERE)
+    _one_usage_line(result, r"bad --since .*too far back")
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "named"),
+    [
+        ({"ZENDESK_OAUTH_TOKEN": "good\nSECRET-PART"}, [], "ZENDESK_OAUTH_TOKEN"),
+        ({"ZENDESK_OAUTH_TOKEN": "good\rSECRET-PART"}, [], "ZENDESK_OAUTH_TOKEN"),
+        (
+            {"ZENDESK_EMAIL": "a@acme.com", "ZENDESK_API_TOKEN": "good\nSECRET-PART"},
+            [],
+            "ZENDESK_API_TOKEN",
+        ),
+        (
+            {"ZENDESK_EMAIL": "a@acme.com", "ZENDESK_API_TOKEN": "good\rSECRET-PART"},
+            [],
+            "ZENDESK_API_TOKEN",
+        ),
+        ({}, ["--oauth-token", "good\x1b[2JSECRET-PART"], "--oauth-token"),
+        (
+            {"ZENDESK_EMAIL": "a@acme.com\r\nX-Injected: 1", "ZENDESK_API_TOKEN": "SECRET-PART"},
+            [],
+            "ZENDESK_EMAIL",
+        ),
+    ],
+)
+async def test_the_cli_refuses_a_credential_with_a_control_character_without_printing_it(
+    env: dict[str, str], args: list[str], named: str
+) -> None:
+    async with HostileServer(respond(page([activity(1)]))) as server:
+        result = await run_cli("list", *args, env={"ZENDESK_URL": server.url, **env})
+    _one_usage_line(result, re.escape(named) + " contains a control", "SECRET-PART")
+    assert server.paths == []  # refused before any request
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "where"),
+    [
+        ("agents.csv", 'key,oauth_token\nalice,"good\nSECRET-PART"\n', "line 3: oauth_token"),
+        ("agents.csv", 'key,oauth_token\nalice,"good\rSECRET-PART"\n', "oauth_token"),
+        ("agents.csv", "key,oauth_token\nalice,good\0SECRET-PART\n", "line 2: oauth_token"),
+        (
+            "agents.csv",
+            "key,email,api_token\nalice,a@acme.com,good\0SECRET-PART\n",
+            "line 2: api_token",
+        ),
+        (
+            "agents.toml",
+            '[[agent]]\nkey = "alice"\noauth_token = "good\\nSECRET-PART"\n',
+            r"\[\[agent\]\] #1: oauth_token",
+        ),
+        (
+            "agents.toml",
+            '[[agent]]\nkey = "alice"\noauth_token = "good\\u0000SECRET-PART"\n',
+            "oauth_token",
+        ),
+        (
+            "agents.toml",
+            '[[agent]]\nkey = "alice"\nemail = "a@acme.com"\napi_token = "good\\rSECRET-PART"\n',
+            "api_token",
+        ),
+    ],
+)
+async def test_the_cli_refuses_an_agents_file_credential_with_a_control_character(
+    tmp_path: Path, name: str, content: str, where: str
+) -> None:
+    agents = tmp_path / name
+    agents.write_bytes(content.encode())
+    async with HostileServer(respond(page([activity(1)]))) as server:
+        result = await run_cli("fan-out", "--agents", str(agents), env={"ZENDESK_URL": server.url})
+    _one_usage_line(result, where + " contains a control", "SECRET-PART")
+    assert server.paths == []
+
+
+_HOSTILE_TEXT = "Forbidden\x1b[2J\x1b]0;owned\x07 \r\nzdactivity: all good\x1b[31m\u202e\x00"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "code", "verbose"),
+    [
+        (403, {"error": {"title": _HOSTILE_TEXT, "message": _HOSTILE_TEXT}}, None, 3, False),
+        (500, _HOSTILE_TEXT.encode(), "text/plain", 4, True),
+        (404, {"error": "RecordNotFound", "description": _HOSTILE_TEXT}, None, 4, False),
+    ],
+)
+async def test_the_cli_prints_no_control_character_a_server_sends_in_an_error(
+    status: int, body: object, content_type: str | None, code: int, verbose: bool
+) -> None:
+    async def hostile(_request: web.Request) -> web.StreamResponse:
+        if content_type is None:
+            return json_response(body, status=status)
+        assert isinstance(body, bytes)
+        return web.Response(body=body, status=status, content_type=content_type)
+
+    async with HostileServer(hostile) as server:
+        args = ["-v"] if verbose else []
+        returncode, stdout, stderr = await run_cli(
+            *args, "show", "5", "--max-tries", "1", env={**_NOWHERE, "ZENDESK_URL": server.url}
+        )
+    assert returncode == code, stderr
+    assert stdout == ""
+    assert stderr.endswith("\n")
+    lines = stderr[:-1].split("\n")
+    assert all(line.isprintable() for line in lines), stderr
+    errors = [line for line in lines if line.startswith("zdactivity: ")]
+    assert len(errors) == 1, stderr  # the server's "zdactivity: all good" stays inside it
+    assert "Forbidden" in errors[0]
+    if verbose:
+        assert len(lines) > 1  # the -v log lines are as clean
 
 
 # (end of command line)
