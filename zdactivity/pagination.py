@@ -166,7 +166,8 @@ class _ActivityIterator:
 class ActivityPager:
     """A listing of activities: ``async for activity in pager`` or ``async for page in
     pager.pages()``. Each iteration starts again from the first request, and fetches a page
-    only when the one before is used up."""
+    only when the one before is used up. ``max_pages`` bounds the pages of each iteration
+    (None: no bound)."""
 
     __slots__ = ("_fetch", "first_request", "max_pages")
 
