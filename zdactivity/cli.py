@@ -346,14 +346,16 @@ def _auth(args: argparse.Namespace, env: Mapping[str, str]) -> Auth:
         )
     dest, secret, source = picked
     secret = _credential(secret, source)
-    try:
-        if dest == "oauth_token":
-            return OAuthToken(secret)
-        email = args.email or env.get("ZENDESK_EMAIL")
-        if not email or not email.strip():
+    email = ""
+    if dest == "api_token":
+        given: str = args.email or env.get("ZENDESK_EMAIL") or ""
+        if not given.strip():
             raise UsageError("an API token needs the agent's email: --email or ZENDESK_EMAIL")
-        email = _credential(email, "--email" if args.email else "ZENDESK_EMAIL")
-        return APIToken(email, secret)
+        email_source = "--email" if args.email else "ZENDESK_EMAIL"
+        email = _credential(given, email_source)
+        source = f"{email_source} with {source}"
+    try:
+        return OAuthToken(secret) if dest == "oauth_token" else APIToken(email, secret)
     except (ValueError, TypeError) as exc:
         # The credential classes check their values too; their message may quote the value.
         raise UsageError(f"{source}: not a usable credential ({type(exc).__name__})") from None
