@@ -205,3 +205,47 @@ def exception_web(error: BaseException) -> list[BaseException]:
         linked += vars(exc).values() if hasattr(exc, "__dict__") else ()
         todo += [x for x in linked if isinstance(x, BaseException)]
     return seen
+
+
+def cli_env(env: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """The checkout's root and the environment to run the command in: this one without its
+    ``ZENDESK_*`` variables, plus ``env``."""
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ZENDESK_")}
+    full["PYTHONPATH"] = root
+    full.update(env or {})
+    return root, full
+
+
+async def run_cli(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """Run ``python -m zdactivity ARGS`` as a subprocess without blocking the event loop, so
+    that a ``HostileServer`` of the same loop can answer it: ``(exit code, stdout, stderr)``.
+    The ``ZENDESK_*`` variables come from ``env`` only."""
+    import sys
+
+    root, full_env = cli_env(env)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "zdactivity",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=full_env,
+        cwd=root,
+    )
+    try:
+        async with asyncio.timeout(60):
+            stdout, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return (
+        process.returncode,
+        stdout.decode("utf-8", "backslashreplace"),
+        stderr.decode("utf-8", "backslashreplace"),
+    )

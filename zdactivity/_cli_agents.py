@@ -32,16 +32,34 @@ class AgentSpec:
     auth: Auth = field(repr=False)
 
 
+def _value(where: str, row: dict[str, str], column: str) -> str:
+    """A cell without its surrounding blanks; one with a control character inside (a line
+    break, CR, NUL) is refused, naming the cell, never its value."""
+    value = row.get(column, "").strip()
+    if not value.isprintable():
+        raise AgentsFileError(
+            f"{where}: {column} contains a control or invisible character (a line break?)"
+        )
+    return value
+
+
 def _auth(where: str, row: dict[str, str]) -> Auth:
-    email = row.get("email", "").strip()
-    api_token = row.get("api_token", "").strip()
-    oauth_token = row.get("oauth_token", "").strip()
+    email = _value(where, row, "email")
+    api_token = _value(where, row, "api_token")
+    oauth_token = _value(where, row, "oauth_token")
     if oauth_token and (api_token or email):
         raise AgentsFileError(f"{where}: give either email + api_token or oauth_token, not both")
-    if oauth_token:
-        return OAuthToken(oauth_token)
-    if email and api_token:
-        return APIToken(email, api_token)
+    try:
+        if oauth_token:
+            return OAuthToken(oauth_token)
+        if email and api_token:
+            return APIToken(email, api_token)
+    except (ValueError, TypeError) as exc:
+        # The credential classes check their values too; their message may quote the value.
+        column = "oauth_token" if oauth_token else "email or api_token"
+        raise AgentsFileError(
+            f"{where}: {column} is not a usable credential ({type(exc).__name__})"
+        ) from None
     if email or api_token:
         missing = "api_token" if email else "email"
         raise AgentsFileError(f"{where}: {missing} is missing (email and api_token go together)")
@@ -49,7 +67,7 @@ def _auth(where: str, row: dict[str, str]) -> Auth:
 
 
 def _spec(where: str, row: dict[str, str], seen: set[str]) -> AgentSpec:
-    key = row.get("key", "").strip()
+    key = _value(where, row, "key")
     if not key:
         raise AgentsFileError(f"{where}: key is missing")
     if key in seen:

@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -65,6 +66,38 @@ ENV_VARS = (
 _RELATIVE = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
+# Line breaks become spaces; other control characters (terminal escapes, BEL, NUL...) and the
+# bidirectional overrides that reorder what a terminal shows are printed as escapes.
+_LINE_BREAKS = "\n\r\t\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def one_line(text: str) -> str:
+    """``text`` made safe to print as one line on a terminal: no control characters.
+
+    Error messages carry text the server chose (descriptions, bodies): a hostile one must not
+    move the cursor, clear the screen, ring the bell or start a new line that looks like ours.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char in _LINE_BREAKS:
+            out.append(" ")
+        elif char in _BIDI or unicodedata.category(char) in ("Cc", "Cs"):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``-v`` log lines, made safe like every other line on stderr."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return one_line(super().format(record))
+
 
 class UsageError(Exception):
     """Bad arguments, credentials or input files: exit 2 with the message."""
@@ -85,7 +118,7 @@ class _Parser(argparse.ArgumentParser):
             shown = [w.split("=", 1)[0] for w in words if w.startswith("-")]
             message = "unrecognized arguments" + (f": {' '.join(shown)}" if shown else "")
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"zdactivity: {message}\n")
+        self.exit(EXIT_USAGE, f"zdactivity: {one_line(message)}\n")
 
 
 def _positive_int(text: str) -> int:
@@ -129,8 +162,13 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime | str:
     """``--since``: an ISO 8601 time with ``Z`` or an offset, or ``30m``/``12h``/``7d`` ago."""
     relative = _RELATIVE.fullmatch(text.strip())
     if relative:
-        delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-        return (now or datetime.now(UTC)) - delta
+        try:
+            delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+            return (now or datetime.now(UTC)) - delta
+        except OverflowError:
+            raise UsageError(
+                f"bad --since {text!r}: too far back (Zendesk keeps 30 days; use e.g. 12h or 7d)"
+            ) from None
     try:
         format_since(text)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -252,23 +290,38 @@ def _parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- credentials
 
 
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
 def _pick(
     args: argparse.Namespace, env: Mapping[str, str], options: Sequence[tuple[str, str]]
-) -> tuple[str, str] | None:
-    """The one of ``options`` (flag dest, env var) that is set: a flag, else the environment."""
+) -> tuple[str, str, str] | None:
+    """The one of ``options`` (flag dest, env var) that is set, a flag else the environment:
+    ``(dest, value, where it came from)``."""
     flags = [(dest, getattr(args, dest)) for dest, _ in options if getattr(args, dest, None)]
     if len(flags) > 1:
-        shown = " and ".join("--" + dest.replace("_", "-") for dest, _ in flags)
+        shown = " and ".join(_flag(dest) for dest, _ in flags)
         raise UsageError(f"{shown} are both given: give one")
     if flags:
-        return flags[0]
+        dest, value = flags[0]
+        return dest, value, _flag(dest)
     found = [(dest, var) for dest, var in options if env.get(var, "").strip()]
     if len(found) > 1:
         raise UsageError(f"{' and '.join(var for _, var in found)} are both set: unset one")
     if found:
         dest, var = found[0]
-        return dest, env[var]
+        return dest, env[var], var
     return None
+
+
+def _credential(value: str, source: str) -> str:
+    """A credential without its surrounding blanks; one with a control character inside (a
+    line break pasted along, a NUL) is refused, naming where it came from, never its value."""
+    value = value.strip()
+    if not value.isprintable():
+        raise UsageError(f"{source} contains a control or invisible character (a line break?)")
+    return value
 
 
 def _account(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
@@ -278,7 +331,7 @@ def _account(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]
             "no Zendesk account: pass --subdomain or --url, or set ZENDESK_SUBDOMAIN or "
             "ZENDESK_URL (try `zdactivity emulator` for a local one)"
         )
-    dest, value = picked
+    dest, value, _ = picked
     return {"subdomain": value.strip()} if dest == "subdomain" else {"base_url": value.strip()}
 
 
@@ -291,13 +344,21 @@ def _auth(args: argparse.Namespace, env: Mapping[str, str]) -> Auth:
             "no credentials: set ZENDESK_EMAIL and ZENDESK_API_TOKEN, or ZENDESK_OAUTH_TOKEN "
             "(or pass --email with --api-token, or --oauth-token)"
         )
-    dest, secret = picked
-    if dest == "oauth_token":
-        return OAuthToken(secret.strip())
-    email = args.email or env.get("ZENDESK_EMAIL")
-    if not email or not email.strip():
-        raise UsageError("an API token needs the agent's email: --email or ZENDESK_EMAIL")
-    return APIToken(email.strip(), secret.strip())
+    dest, secret, source = picked
+    secret = _credential(secret, source)
+    email = ""
+    if dest == "api_token":
+        given: str = args.email or env.get("ZENDESK_EMAIL") or ""
+        if not given.strip():
+            raise UsageError("an API token needs the agent's email: --email or ZENDESK_EMAIL")
+        email_source = "--email" if args.email else "ZENDESK_EMAIL"
+        email = _credential(given, email_source)
+        source = f"{email_source} with {source}"
+    try:
+        return OAuthToken(secret) if dest == "oauth_token" else APIToken(email, secret)
+    except (ValueError, TypeError) as exc:
+        # The credential classes check their values too; their message may quote the value.
+        raise UsageError(f"{source}: not a usable credential ({type(exc).__name__})") from None
 
 
 def _client(args: argparse.Namespace, env: Mapping[str, str], auth: Auth | None = None) -> Client:
@@ -366,7 +427,7 @@ class _Out:
 
 
 def _say(message: str) -> None:
-    print(f"zdactivity: {message}", file=sys.stderr, flush=True)
+    print(f"zdactivity: {one_line(message)}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- commands
@@ -617,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.verbose:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        handler.setFormatter(_OneLineFormatter("%(asctime)s %(name)s %(message)s"))
         log = logging.getLogger("zdactivity")
         log.addHandler(handler)
         log.setLevel(logging.DEBUG)

@@ -34,7 +34,7 @@ from .errors import (
     ZendeskError,
 )
 from .models import Activity, ActivityCount, ActivityPage
-from .pagination import ActivityPager
+from .pagination import DEFAULT_MAX_PAGES, ActivityPager
 from .protocol import Pagination, Request
 from .ratelimit import Permit, RateLimiter
 from .retry import RetryPolicy
@@ -466,24 +466,39 @@ class ActivitiesAPI:
         self,
         *,
         since: datetime | str | None = None,
-        page_size: int = protocol.MAX_PAGE_SIZE,
+        page_size: int | None = None,
         cursor: str | None = None,
         pagination: Pagination = "cursor",
+        resume: str | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
     ) -> ActivityPager:
         """The activities of the last 30 days (newest first, as Zendesk sends them).
 
         ``since``: an aware datetime or ISO 8601 string; only activities since then.
-        ``page_size``: 1..100. ``cursor``: resume after a saved ``page.after_cursor``.
+        ``page_size``: 1..100 (None: 100, or the resume token's).
+        ``resume``: a saved ``page.resume_token``; lists the rest of that page's listing, with
+        its ``since`` and page size (``since=`` / ``page_size=`` may be repeated but must agree).
+        ``cursor``: a bare Zendesk ``after_cursor``, which carries no filter: pass the same
+        ``since=`` and ``page_size=`` again, or the rest comes unfiltered. Prefer ``resume=``.
         ``pagination="offset"`` uses offset pages (limited by Zendesk to 100 pages).
+        ``max_pages``: at most this many pages (10,000 by default; None: no bound); a listing
+        that still has more then raises :class:`PaginationError` after its last page.
         Bad arguments raise ValueError/TypeError here, before any request.
         """
-        first = protocol.list_request(
-            since=since,
-            page_size=page_size,
-            cursor=cursor,
-            pagination=pagination,
-        )
-        return ActivityPager(self._fetch_page, first)
+        if resume is not None:
+            if cursor is not None:
+                raise ValueError("give resume= or cursor=, not both")
+            if pagination != "cursor":
+                raise ValueError("resume= only works with cursor pagination")
+            first = protocol.resume_request(resume, since=since, page_size=page_size)
+        else:
+            first = protocol.list_request(
+                since=since,
+                page_size=protocol.MAX_PAGE_SIZE if page_size is None else page_size,
+                cursor=cursor,
+                pagination=pagination,
+            )
+        return ActivityPager(self._fetch_page, first, max_pages=max_pages)
 
     def watch(
         self,

@@ -315,6 +315,11 @@ class ActivityPage:
 
     Iterating a page yields its activities. ``has_more`` and the cursors come from ``meta``
     (cursor pagination); ``count`` and ``next_page`` from offset pagination.
+
+    ``resume_token`` (set on the pages of a cursor listing that have an ``after_cursor``, None
+    otherwise) is an opaque, URL-safe string: save it once the page is handled, and
+    ``client.activities.list(resume=token)`` later lists the rest of the same listing, with
+    its ``since`` and page size.
     """
 
     __slots__ = (
@@ -326,6 +331,7 @@ class ActivityPage:
         "has_more",
         "next_page",
         "request_id",
+        "resume_token",
     )
 
     def __init__(
@@ -347,6 +353,7 @@ class ActivityPage:
         self.count = count
         self.next_page = next_page
         self.request_id = request_id
+        self.resume_token: str | None = None
         self._users = users if users is not None else _UserIndex()
 
     def user(self, user_id: int) -> User | None:

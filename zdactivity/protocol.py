@@ -7,6 +7,8 @@ so every decision (next page, which error, how long to wait) is testable without
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import math
 import re
@@ -37,8 +39,10 @@ from .models import Activity, ActivityCount, ActivityPage, _decode_error, _snipp
 __all__ = [
     "MAX_OFFSET_PAGE",
     "MAX_PAGE_SIZE",
+    "RESUME_TOKEN_PREFIX",
     "RateLimitHeaders",
     "Request",
+    "ResumePoint",
     "count_request",
     "decode_activity",
     "decode_count",
@@ -51,6 +55,8 @@ __all__ = [
     "rate_limit_from_headers",
     "request_id_from_headers",
     "resolve_base_url",
+    "resume_request",
+    "resume_token",
     "show_request",
 ]
 
@@ -188,7 +194,12 @@ def list_request(
     pagination: Pagination = "cursor",
     page: int = 1,
 ) -> Request:
-    """The first request of a listing. Raises ValueError/TypeError on bad arguments."""
+    """The first request of a listing. Raises ValueError/TypeError on bad arguments.
+
+    ``cursor`` is a bare ``after_cursor``: it carries no filter, so ``since`` and
+    ``page_size`` must be those of the listing it came from (:func:`resume_request` checks
+    this for a resume token).
+    """
     _check_page_size(page_size)
     params: list[tuple[str, str]] = []
     if since is not None:
@@ -210,6 +221,115 @@ def list_request(
     else:
         raise ValueError(f"pagination must be 'cursor' or 'offset', not {pagination!r}")
     return Request("GET", ACTIVITIES_PATH, tuple(params))
+
+
+# --- resumption -----------------------------------------------------------------------------
+
+#: The start of every resume token; the digit is the token format's version.
+RESUME_TOKEN_PREFIX: Final = "zr1."
+_SINCE_FORMAT: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+class _ResumeBody(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    after: str
+    since: str | None
+    page_size: int
+
+
+_RESUME_DECODER: Final = msgspec.json.Decoder(_ResumeBody)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """What a resume token holds: where a cursor listing stopped, and what it was listing.
+
+    ``since`` is as sent to Zendesk (``%Y-%m-%dT%H:%M:%SZ``) or None; ``page_size`` is 1..100.
+    """
+
+    after_cursor: str
+    since: str | None
+    page_size: int
+
+    def token(self) -> str:
+        """The opaque, URL-safe token of this point (``zr1.`` then base64url, no padding)."""
+        body = msgspec.json.encode(_ResumeBody(self.after_cursor, self.since, self.page_size))
+        return RESUME_TOKEN_PREFIX + base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii")
+
+    @classmethod
+    def parse(cls, token: str) -> ResumePoint:
+        """Read a token made by :meth:`token`. Raises ValueError (TypeError for a non-str)
+        when it is not one, without ever echoing it."""
+        if not isinstance(token, str):
+            raise TypeError(
+                f"resume must be a str (a page's resume_token), not {type(token).__name__}"
+            )
+        bad = ValueError(
+            "resume is not a zdactivity resume token (pass a page's resume_token unchanged)"
+        )
+        if not token.startswith(RESUME_TOKEN_PREFIX):
+            if token.startswith("zr") and token[2:3].isdigit():
+                raise ValueError(
+                    "resume token of an unknown format version: it was made by a newer zdactivity"
+                )
+            raise bad
+        text = token[len(RESUME_TOKEN_PREFIX) :]
+        if not text or any(c in "=+/" for c in text):
+            raise bad
+        try:
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+            body = _RESUME_DECODER.decode(raw)
+        except (binascii.Error, ValueError, msgspec.DecodeError):
+            raise bad from None
+        if (
+            not body.after
+            or not 1 <= body.page_size <= MAX_PAGE_SIZE
+            or (body.since is not None and not _SINCE_FORMAT.fullmatch(body.since))
+        ):
+            raise bad
+        if body.since is not None:
+            try:
+                format_since(body.since)  # a real date, not 2026-13-45
+            except ValueError:
+                raise bad from None
+        return cls(body.after, body.since, body.page_size)
+
+
+def resume_token(request: Request, page: ActivityPage) -> str | None:
+    """The token that resumes the listing of ``request`` after ``page``, or None.
+
+    Only cursor listings whose page has an ``after_cursor`` get one. It carries the cursor
+    together with the listing's ``since`` and page size, so the rest is the same listing.
+    """
+    size = request.param("page[size]")
+    cursor = page.after_cursor
+    if size is None or not cursor:
+        return None
+    return ResumePoint(cursor, request.param("since"), int(size)).token()
+
+
+def resume_request(
+    token: str,
+    *,
+    since: datetime | str | None = None,
+    page_size: int | None = None,
+) -> Request:
+    """The request that resumes a listing from a resume token (a page's ``resume_token``).
+
+    ``since`` and ``page_size`` may be given again, but must then agree with the token's:
+    a resumed listing is the listing that was interrupted. Raises ValueError/TypeError.
+    """
+    point = ResumePoint.parse(token)
+    if since is not None and format_since(since) != point.since:
+        raise ValueError(
+            f"since={format_since(since)} conflicts with the resume token's since "
+            f"({point.since or 'none'}): a resumed listing keeps its filter; omit since="
+        )
+    if page_size is not None and _check_page_size(page_size) != point.page_size:
+        raise ValueError(
+            f"page_size={page_size} conflicts with the resume token's page size "
+            f"({point.page_size}); omit page_size="
+        )
+    return list_request(since=point.since, page_size=point.page_size, cursor=point.after_cursor)
 
 
 def show_request(activity_id: int) -> Request:
@@ -238,7 +358,8 @@ def next_request(request: Request, page: ActivityPage, seen: Container[str]) -> 
 
     Built from ``meta.after_cursor`` (or the offset page number) on the configured host; links
     are never followed, since real responses name the account's canonical host. ``seen`` holds
-    the cursors already requested: a repeat raises :class:`PaginationError` instead of looping.
+    the cursors already requested (the pager keeps only the most recent ones): a repeat raises
+    :class:`PaginationError` instead of looping.
     """
     if request.param("page[size]") is not None:
         if not page.has_more:
