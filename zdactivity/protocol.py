@@ -86,7 +86,12 @@ class Request:
 
 # --- configuration --------------------------------------------------------------------------
 
-_DNS_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
+# re.ASCII: without it IGNORECASE folds non-ASCII letters onto ASCII ones (U+017F matches "s",
+# the Kelvin sign U+212A matches "k"), and a label that passed would name another host.
+_DNS_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE | re.ASCII)
+# Whitespace, C0/C1 controls and DEL: urlsplit silently drops some (tab, CR, LF), so
+# "https://acme.zendesk.com\n.evil.com" would otherwise become another host.
+_UNSAFE_URL_CHAR: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 def _is_loopback(host: str) -> bool:
@@ -103,15 +108,18 @@ def resolve_base_url(
 ) -> str:
     """Return the ``scheme://host[:port]`` every request goes to.
 
-    ``subdomain`` must be a DNS label (``acme`` for ``https://acme.zendesk.com``). ``base_url``
-    must use https, except on loopback hosts (the emulator) or with ``allow_http=True``.
+    ``subdomain`` must be an ASCII DNS label (``acme`` for ``https://acme.zendesk.com``).
+    ``base_url`` must use https, except on loopback hosts (the emulator) or with
+    ``allow_http=True``; surrounding whitespace is ignored, but whitespace or control characters
+    inside it, and non-ASCII characters (write an internationalized host in its ``xn--`` form),
+    are refused with ValueError.
     """
     if (subdomain is None) == (base_url is None):
         raise ValueError("give exactly one of subdomain= or base_url=")
     if subdomain is not None:
         if not isinstance(subdomain, str):
             raise TypeError(f"subdomain must be a str, not {type(subdomain).__name__}")
-        if not _DNS_LABEL.fullmatch(subdomain):
+        if not (subdomain.isascii() and _DNS_LABEL.fullmatch(subdomain)):
             raise ValueError(
                 f"subdomain {subdomain!r} is not a valid DNS label "
                 "(letters, digits and inner hyphens, at most 63 characters)"
@@ -120,8 +128,15 @@ def resolve_base_url(
     assert base_url is not None
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
+    base_url = base_url.strip()
+    if _UNSAFE_URL_CHAR.search(base_url):
+        raise ValueError("base_url must not contain whitespace or control characters")
+    if not base_url.isascii():
+        raise ValueError(
+            "base_url must be ASCII (write an internationalized host in its xn-- form)"
+        )
     try:
-        parts = urlsplit(base_url.strip())
+        parts = urlsplit(base_url)
         host = parts.hostname or ""
         port = parts.port
     except ValueError as exc:
