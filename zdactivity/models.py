@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -36,6 +36,16 @@ __all__ = [
     "Ticket",
     "User",
 ]
+
+# Rules checked while decoding, so that nothing downstream (a SQLite checkpoint, comparisons with
+# aware times, ``since = high_water - lookback``) meets a value it cannot handle: ids fit a signed
+# 64-bit integer; an activity's ``created_at`` / ``updated_at`` carry a UTC offset and fall in
+# years MIN_YEAR..MAX_YEAR, so that converting to UTC and then adding or subtracting up to a
+# year (a watcher's lookback) never overflows.
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
+MIN_YEAR: Final = 3
+MAX_YEAR: Final = 9997
 
 _NULL: Final = msgspec.Raw(b"null")
 _EMPTY: Final = msgspec.Raw(b"{}")
@@ -66,7 +76,7 @@ class Photo(Thumbnail, kw_only=True, frozen=True):
 class User(msgspec.Struct, kw_only=True, frozen=True):
     """A Zendesk user record, as sideloaded in ``actors`` / ``users`` or inlined in an activity."""
 
-    id: int
+    id: _Int64
     url: str | None = None
     name: str = ""
     email: str | None = None
@@ -113,7 +123,7 @@ response carries no record for it: Zendesk's system user."""
 class Ticket(msgspec.Struct, kw_only=True, frozen=True):
     """The ticket an activity is about (``object`` of an assignment, ``target`` of any)."""
 
-    id: int
+    id: _Int64
     subject: str | None = None
 
 
@@ -157,8 +167,8 @@ class ActivityCount(msgspec.Struct, kw_only=True, frozen=True):
     ``refreshed_at`` is None while a refresh runs.
     """
 
-    value: int
-    refreshed_at: datetime | None = None
+    value: _Int64
+    refreshed_at: _AwareTime | None = None
 
 
 class _UserIndex:
@@ -183,7 +193,7 @@ class _UserIndex:
                     continue
                 try:
                     index.setdefault(_ID_DECODER.decode(raw).id, (raw, f"$.{name}[{i}]"))
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, RecursionError) as exc:
                     raise _decode_error(exc, raw, f"$.{name}[{i}]") from None
         self._sideloads = ()
         self._index = index
@@ -217,16 +227,20 @@ class Activity(msgspec.Struct, kw_only=True):
 
     ``actor`` and ``user`` are resolved lazily, on first read, and cached per page; ``object`` and
     ``target`` are decoded when read. Everything else is decoded with the page.
+
+    Decoding refuses (:class:`~zdactivity.DecodeError`) ids that do not fit a signed 64-bit
+    integer, and a ``created_at`` / ``updated_at`` without a UTC offset or outside the years
+    3..9997 (so that converting to UTC and moving by up to a year never overflows).
     """
 
-    id: int
+    id: _Int64
     url: str | None = None
     verb: str = ""
     title: str = ""
-    actor_id: int | None = None
-    user_id: int | None = None
-    created_at: datetime
-    updated_at: datetime | None = None
+    actor_id: _Int64 | None = None
+    user_id: _Int64 | None = None
+    created_at: _AwareTime
+    updated_at: _AwareTime | None = None
     _object: msgspec.Raw = msgspec.field(default=_EMPTY, name="object")
     _target: msgspec.Raw = msgspec.field(default=_EMPTY, name="target")
     _actor: msgspec.Raw = msgspec.field(default=_NULL, name="actor")
@@ -381,7 +395,7 @@ class ActivityPage:
 
 
 class _Id(msgspec.Struct):
-    id: int
+    id: _Int64
 
 
 _ID_DECODER: Final = msgspec.json.Decoder(_Id)
@@ -400,7 +414,13 @@ def _snippet(raw: bytes | memoryview | msgspec.Raw, limit: int = 120) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _decode_error(exc: msgspec.DecodeError, raw: msgspec.Raw, base: str) -> DecodeError:
+def _decode_error(
+    exc: msgspec.DecodeError | RecursionError, raw: msgspec.Raw, base: str
+) -> DecodeError:
+    if isinstance(exc, RecursionError):  # msgspec recurses into arrays and objects, even skipped
+        return DecodeError(
+            f"JSON nested too deeply - at `{base}`", snippet=_snippet(raw), path=base
+        )
     message = str(exc)
     path = base
     if " - at `$" in message:
@@ -448,7 +468,7 @@ def _decode_user(raw: msgspec.Raw, where: str) -> User:
         return user
     try:
         user = _USER_DECODER.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise _decode_error(exc, raw, where) from None
     _RECENT_USERS.add(key, user)
     return user
@@ -467,8 +487,20 @@ def _decode_content(raw: msgspec.Raw, where: str) -> Content:
             if decoder is not None:
                 try:
                     typed[name] = decoder.decode(part)
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, RecursionError) as exc:
                     raise _decode_error(exc, part, f"{where}.{name}") from None
         return Content(kind=kind, data=data, **typed)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise _decode_error(exc, raw, where) from None
+
+
+def _check_years(activity: Activity, where: str) -> None:
+    """Refuse an activity whose times are out of :data:`MIN_YEAR`..:data:`MAX_YEAR`."""
+    for name, value in (("created_at", activity.created_at), ("updated_at", activity.updated_at)):
+        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
+            path = f"{where}.{name}"
+            raise DecodeError(
+                f"{name} {value.isoformat()} is outside the years {MIN_YEAR}..{MAX_YEAR}"
+                f" - at `{path}`",
+                path=path,
+            )

@@ -32,7 +32,17 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .models import Activity, ActivityCount, ActivityPage, _decode_error, _snippet, _UserIndex
+from .models import (
+    MAX_YEAR,
+    MIN_YEAR,
+    Activity,
+    ActivityCount,
+    ActivityPage,
+    _check_years,
+    _decode_error,
+    _snippet,
+    _UserIndex,
+)
 
 __all__ = [
     "MAX_OFFSET_PAGE",
@@ -306,7 +316,7 @@ _COUNT_DECODER: Final = msgspec.json.Decoder(_CountBody)
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     try:
         return decoder.decode(body)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, RecursionError) as exc:
         raise _decode_error(exc, msgspec.Raw(body), "$") from None
     except msgspec.DecodeError as exc:
         what = "empty body" if not body.strip() else "body is not valid JSON"
@@ -317,8 +327,14 @@ def decode_page(body: bytes, *, request_id: str | None = None) -> ActivityPage:
     """Decode a list response (cursor or offset). Sideloads stay raw until read."""
     decoded: _PageBody = _decode(_PAGE_DECODER, body)
     users = _UserIndex((("actors", decoded.actors), ("users", decoded.users)))
-    for activity in decoded.activities:
+    activities = decoded.activities
+    for activity in activities:
         activity._users = users
+        updated = activity.updated_at
+        if not MIN_YEAR <= activity.created_at.year <= MAX_YEAR or (
+            updated is not None and not MIN_YEAR <= updated.year <= MAX_YEAR
+        ):
+            _check_years(activity, f"$.activities[{activities.index(activity)}]")
     meta = decoded.meta
     if meta is not None:
         return ActivityPage(
@@ -342,6 +358,7 @@ def decode_page(body: bytes, *, request_id: str | None = None) -> ActivityPage:
 def decode_activity(body: bytes) -> Activity:
     """Decode a show response."""
     activity: Activity = _decode(_SHOW_DECODER, body).activity
+    _check_years(activity, "$.activity")
     activity._users = _UserIndex()
     return activity
 
@@ -349,6 +366,13 @@ def decode_activity(body: bytes) -> Activity:
 def decode_count(body: bytes) -> ActivityCount:
     """Decode a count response."""
     count: ActivityCount = _decode(_COUNT_DECODER, body).count
+    refreshed = count.refreshed_at
+    if refreshed is not None and not MIN_YEAR <= refreshed.year <= MAX_YEAR:
+        raise DecodeError(
+            f"refreshed_at {refreshed.isoformat()} is outside the years {MIN_YEAR}..{MAX_YEAR}"
+            " - at `$.count.refreshed_at`",
+            path="$.count.refreshed_at",
+        )
     return count
 
 
@@ -462,10 +486,13 @@ _BODY_LIMIT: Final = 2000
 def _error_details(body: bytes) -> tuple[str | None, str | None]:
     """Zendesk's error code and description, from any of its body shapes."""
     try:
-        data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+        return _details_of(msgspec.json.decode(body))
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested too deeply to read
         text = _SPACE.sub(" ", _TAG.sub(" ", body[:_BODY_LIMIT].decode("utf-8", "replace")))
         return None, text.strip()[:200] or None
+
+
+def _details_of(data: object) -> tuple[str | None, str | None]:
     if not isinstance(data, dict):
         return None, None
     error, errors = data.get("error"), data.get("errors")
