@@ -17,8 +17,8 @@ import msgspec
 from . import protocol
 from ._aio import AsyncClosing
 from ._version import __version__
-from .auth import Auth, OAuthToken
-from .errors import AuthenticationError, RateLimitError, ZendeskError
+from .auth import Auth, OAuthToken, unusable
+from .errors import APIError, AuthenticationError, RateLimitError, ZendeskError
 from .models import Activity, ActivityCount, ActivityPage
 from .pagination import ActivityPager
 from .protocol import Pagination, Request
@@ -347,38 +347,81 @@ class Client(AsyncClosing):
             )
 
     async def _refresh(self, auth: OAuthToken, generation: int) -> None:
+        policy, shared = self.retry, self._shared
+
         async def send_refresh(form: dict[str, str]) -> tuple[str, str]:
+            # Transient failures (5xx, 429, resets, timeouts) are retried under the client's
+            # policy; whatever ends it is an AuthenticationError naming the refresh.
             request = Request("POST", "/oauth/tokens", form=tuple(form.items()))
-            try:
-                response = await self._send_once(request, None)
-            except ZendeskError as exc:
-                raise AuthenticationError(401, description=f"OAuth refresh failed: {exc}") from exc
-            if response.status >= 300:
-                error = protocol.error_from_response(
-                    response.status,
-                    response.headers,
-                    response.body,
-                    method="POST",
-                    path="/oauth/tokens",
-                )
-                raise AuthenticationError(
-                    error.status,
-                    code=error.code,
-                    description=f"OAuth refresh failed: {error.description or error.status}",
-                    request_id=error.request_id,
-                    method="POST",
-                    path="/oauth/tokens",
-                ) from None
-            try:
-                pair = _TOKEN_DECODER.decode(response.body)
-            except msgspec.DecodeError:
-                raise AuthenticationError(
-                    response.status, description="OAuth refresh returned no token pair"
-                ) from None
-            self._shared.stats.refreshes += 1
-            return pair.access_token, pair.refresh_token
+            started = policy.clock()
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    shared.stats.requests += 1
+                    response = await self._send_once(request, None)
+                    if response.status >= 300:
+                        raise protocol.error_from_response(
+                            response.status,
+                            response.headers,
+                            response.body,
+                            method="POST",
+                            path="/oauth/tokens",
+                        )
+                except ZendeskError as error:
+                    shared.stats.errors += 1
+                    delay = policy.delay_for(error, attempt, policy.clock() - started)
+                    if delay is None:
+                        raise _refresh_failed(error) from error
+                    if isinstance(error, RateLimitError):
+                        shared.stats.rate_limited += 1
+                        pause = error.retry_after if error.retry_after is not None else delay
+                        shared.limiter.pause(pause)
+                    log.debug(
+                        "POST /oauth/tokens failed (attempt %d): %s; retry in %.2fs",
+                        attempt,
+                        type(error).__name__,
+                        delay,
+                    )
+                    shared.stats.retries += 1
+                    await policy.sleep(delay)
+                    continue
+                pair = _token_pair(response.status, response.body)
+                shared.stats.refreshes += 1
+                return pair
 
         await auth.refresh(generation, send_refresh)
+
+
+def _token_pair(status: int, body: bytes) -> tuple[str, str]:
+    """The new (access, refresh) pair of a token response; AuthenticationError if unusable."""
+    try:
+        pair = _TOKEN_DECODER.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        raise AuthenticationError(
+            status, description="OAuth refresh returned no token pair"
+        ) from None
+    for name, value in (("access_token", pair.access_token), ("refresh_token", pair.refresh_token)):
+        problem = unusable(value)
+        if problem is not None:  # never the value itself: it is a secret
+            raise AuthenticationError(
+                status, description=f"OAuth refresh returned an unusable {name}: it {problem}"
+            )
+    return pair.access_token, pair.refresh_token
+
+
+def _refresh_failed(error: ZendeskError) -> AuthenticationError:
+    if isinstance(error, APIError):
+        return AuthenticationError(
+            error.status,
+            code=error.code,
+            description=f"OAuth refresh failed: {error.description or error.status}",
+            request_id=error.request_id,
+            method="POST",
+            path="/oauth/tokens",
+            retry_after=error.retry_after,
+        )
+    return AuthenticationError(401, description=f"OAuth refresh failed: {error}")
 
 
 class _TokenPair(msgspec.Struct):
