@@ -8,16 +8,24 @@ test names top to bottom as the list of what the long-running paths are proven t
 from __future__ import annotations
 
 import re
+import traceback
+from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 import yarl
-from hostile import HostileServer, activity, page, respond
+from aiohttp import web
+from hostile import HostileServer, activity, json_response, page, respond
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zdactivity
+import zdactivity.client
+from zdactivity import models
+from zdactivity import protocol as p
 from zdactivity.protocol import resolve_base_url
+from zdactivity.testing import Emulator, Fault
 
 
 async def test_the_hostile_server_serves_a_page() -> None:
@@ -40,6 +48,247 @@ async def test_the_hostile_server_serves_a_page() -> None:
 
 
 # === Failures that are final, or escape the error tree ========================================
+
+
+async def test_a_refresh_that_fails_while_the_token_endpoint_is_down_recovers_when_it_is_back() -> (
+    None
+):
+    async with Emulator(seed=10, agents=1, activities_per_agent=5) as emu:
+        agent = emu.agents[0]
+        saved: list[tuple[str, str]] = []
+
+        async def on_refresh(access: str, refresh: str) -> None:
+            saved.append((access, refresh))
+
+        auth = zdactivity.OAuthToken(
+            agent.oauth_token,
+            refresh_token=agent.refresh_token,
+            client_id="zdactivity-emulator",
+            client_secret="emulator-secret",
+            on_refresh=on_refresh,
+        )
+        policy = zdactivity.RetryPolicy(max_tries=3).testing()
+        async with zdactivity.Client(base_url=emu.url, auth=auth, retry=policy) as zd:
+            emu.expire_tokens(agent)
+            # The token endpoint is down for a while: longer than one call's retries.
+            emu.inject(*[Fault.status(503) for _ in range(6)], path="/oauth/tokens")
+            errors = []
+            for _ in range(2):
+                with pytest.raises(zdactivity.AuthenticationError) as info:
+                    await zd.activities.count()
+                errors.append(info.value)
+            assert errors[0] is not errors[1]  # a fresh exception each time
+            assert "emulator-secret" not in str(errors[0]) + repr(errors[0])
+            tokens = [r for r in emu.requests if r.path == "/oauth/tokens"]
+            assert len(tokens) == 6  # 3 tries per call: transient failures are retried
+            # ... and back: the next call refreshes and succeeds.
+            count = await zd.activities.count()
+        assert count.value == 5
+        assert emu.refresh_count == 1 and saved == [emu.current_tokens(agent)]
+
+
+async def test_a_transient_refresh_failure_is_retried_within_the_same_call() -> None:
+    async with Emulator(seed=10, agents=1, activities_per_agent=5) as emu:
+        agent = emu.agents[0]
+        auth = zdactivity.OAuthToken(
+            agent.oauth_token,
+            refresh_token=agent.refresh_token,
+            client_id="zdactivity-emulator",
+            client_secret="emulator-secret",
+        )
+        async with zdactivity.Client(
+            base_url=emu.url, auth=auth, retry=zdactivity.RetryPolicy().testing()
+        ) as zd:
+            emu.expire_tokens(agent)
+            emu.inject(
+                Fault.status(503, retry_after=0),
+                Fault.reset(),
+                Fault.status(429, retry_after=0),
+                path="/oauth/tokens",
+            )
+            count = await zd.activities.count()
+        assert count.value == 5 and emu.refresh_count == 1
+
+
+async def test_a_failed_refresh_raised_again_and_again_does_not_grow_its_traceback() -> None:
+    async def refused(request: web.Request) -> web.StreamResponse:
+        if request.path == "/oauth/tokens":
+            return json_response({"error": "invalid_grant"}, status=400)
+        return json_response({"error": "Couldn't authenticate you"}, status=401)
+
+    auth = zdactivity.OAuthToken("s3cret-token", refresh_token="r3fresh", client_id="c")
+    async with HostileServer(refused) as server, server.client(auth=auth) as zd:
+        depths = []
+        for _ in range(5):
+            with pytest.raises(zdactivity.AuthenticationError) as info:
+                await zd.activities.count()
+            depths.append(len(traceback.extract_tb(info.value.__traceback__)))
+        assert len(set(depths)) == 1
+        # A later 401 tries the refresh again (no failure is cached forever).
+        assert server.paths.count("/oauth/tokens") == 5
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        {"access_token": "new\r\nX-Evil: 1", "refresh_token": "r2"},
+        {"access_token": "new", "refresh_token": "r2\x00"},
+        {"access_token": "", "refresh_token": "r2"},
+    ],
+)
+async def test_a_refreshed_token_with_control_characters_is_an_authentication_error(
+    pair: dict[str, str],
+) -> None:
+    saved: list[tuple[str, str]] = []
+
+    async def on_refresh(access: str, refresh: str) -> None:
+        saved.append((access, refresh))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/oauth/tokens":
+            return json_response(pair)
+        return json_response({"error": "Couldn't authenticate you"}, status=401)
+
+    auth = zdactivity.OAuthToken("s3cret-token", refresh_token="r1", on_refresh=on_refresh)
+    async with HostileServer(handler) as server, server.client(auth=auth) as zd:
+        with pytest.raises(zdactivity.AuthenticationError, match="unusable") as info:
+            await zd.activities.count()
+    assert saved == [] and auth.access_token == "s3cret-token"
+    assert "X-Evil" not in str(info.value)
+
+
+def test_a_credential_with_control_characters_is_refused_when_created_without_echoing_it() -> None:
+    secret = "s3cret\nInjected: yes"
+    attempts = [
+        lambda: zdactivity.APIToken("agent@acme.com", secret),
+        lambda: zdactivity.APIToken("agent@acme.com\r", "tok"),
+        lambda: zdactivity.OAuthToken(secret),
+        lambda: zdactivity.OAuthToken("ok", refresh_token=secret),
+        lambda: zdactivity.OAuthToken("ok", refresh_token="r", client_id="id\x00"),
+        lambda: zdactivity.OAuthToken("ok", refresh_token="r", client_secret=secret),
+        lambda: zdactivity.OAuthToken("ok\x7f"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ValueError, match="control character") as info:
+            attempt()
+        assert "s3cret" not in str(info.value) and "Injected" not in str(info.value)
+
+
+@pytest.mark.parametrize("depth", [2000, 100_000])
+async def test_an_error_body_nested_2000_deep_is_a_readable_api_error(depth: int) -> None:
+    body = b"[" * depth + b"]" * depth
+    async with HostileServer(respond(body, status=500)) as server, server.client() as zd:
+        with pytest.raises(zdactivity.ServerError) as info:
+            await zd.activities.count()
+    assert info.value.description is not None and info.value.description.startswith("[[[")
+
+
+def test_an_error_body_with_a_deeply_nested_detail_is_a_readable_api_error() -> None:
+    deep = b"[" * 900 + b"]" * 900
+    body = b'{"errors": [{"code": "X", "detail": ' + deep + b"}]}"
+    error = p.error_from_response(422, {}, body)
+    assert isinstance(error, zdactivity.InvalidRequestError)
+
+
+def _nest(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _deep_pages() -> dict[str, bytes]:
+    base = page([activity(1)])
+    deep = _nest(3000)
+    a = msgspec.json.encode(base).decode()
+    return {
+        "unknown activity field": a.replace('"verb"', f'"extra": {deep}, "verb"', 1),
+        "unknown top-level field": a.replace('"actors"', f'"extra": {deep}, "actors"', 1),
+        "object": a.replace('"object":{', f'"object":{{"x": {deep}, ', 1),
+        "inline actor": a.replace('"verb"', f'"actor": {{"id": 7, "x": {deep}}}, "verb"', 1),
+        "sideloaded user_fields": a.replace(
+            '"actors":[]', f'"actors":[{{"id": 7, "user_fields": {{"a": {deep}}}}}]', 1
+        ),
+    }.items()  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(("where", "body"), list(_deep_pages()))
+def test_a_page_nested_3000_deep_anywhere_is_a_decode_error(where: str, body: str) -> None:
+    assert _nest(3000) in body, where
+    with pytest.raises(zdactivity.DecodeError):
+        decoded = p.decode_page(body.encode())
+        for a in decoded:
+            a.actor, a.user, a.object, a.target  # noqa: B018 (lazy decoding)
+
+
+def test_a_single_activity_or_a_content_nested_3000_deep_is_a_decode_error() -> None:
+    deep = _nest(3000)
+    show = {"activity": activity(1, extra=msgspec.Raw(deep.encode()))}
+    with pytest.raises(zdactivity.DecodeError):
+        p.decode_activity(msgspec.json.encode(show))
+    # What is decoded lazily, when read (object, target, actor, user), is guarded as well.
+    raw = msgspec.Raw(b'{"change": {"field": "f", "value": ' + deep.encode() + b"}}")
+    with pytest.raises(zdactivity.DecodeError, match="nested too deeply"):
+        models._decode_content(raw, "$.activity.object")
+    raw = msgspec.Raw(b'{"id": 7, "user_fields": {"a": ' + deep.encode() + b"}}")
+    with pytest.raises(zdactivity.DecodeError, match="nested too deeply"):
+        models._decode_user(raw, "$.activity.actor")
+    token = msgspec.json.encode(
+        {"access_token": "a", "refresh_token": "r", "x": msgspec.Raw(deep.encode())}
+    )
+    with pytest.raises(zdactivity.AuthenticationError):
+        zdactivity.client._token_pair(200, token)
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"id": 2**63}, "id"),
+        ({"id": 2**64 + 5}, "id"),
+        ({"actor_id": -(2**63) - 1}, "actor_id"),
+        ({"user_id": 2**63}, "user_id"),
+        ({"created_at": "2026-11-20T12:00:00"}, "created_at"),
+        ({"updated_at": "2026-11-20T12:00:00"}, "updated_at"),
+        ({"created_at": "0001-01-01T00:00:00Z"}, "created_at"),
+        ({"created_at": "0001-01-01T00:00:00+05:00"}, "created_at"),
+        ({"updated_at": "9999-12-31T23:59:59Z"}, "updated_at"),
+    ],
+)
+def test_an_id_past_int64_a_naive_time_or_year_1_is_a_decode_error(
+    fields: dict[str, object], where: str
+) -> None:
+    record = activity(1, **fields)
+    with pytest.raises(zdactivity.DecodeError, match=where) as info:
+        p.decode_page(msgspec.json.encode(page([activity(2), record])))
+    assert info.value.path is not None and info.value.path.startswith("$.activities[1]")
+    with pytest.raises(zdactivity.DecodeError, match=where):
+        p.decode_activity(msgspec.json.encode({"activity": record}))
+
+
+@pytest.mark.parametrize(
+    "count",
+    [
+        {"value": 2**63, "refreshed_at": None},
+        {"value": 3, "refreshed_at": "2026-11-20T12:00:00"},
+        {"value": 3, "refreshed_at": "0001-01-01T00:00:00Z"},
+    ],
+)
+def test_a_count_past_int64_or_with_a_naive_or_year_1_time_is_a_decode_error(
+    count: dict[str, object],
+) -> None:
+    with pytest.raises(zdactivity.DecodeError):
+        p.decode_count(msgspec.json.encode({"count": count}))
+
+
+def test_the_extreme_years_accepted_survive_a_lookback_of_a_year() -> None:
+    for when in ("0003-01-01T00:00:00+14:00", "9997-12-31T23:59:59-12:00"):
+        (decoded,) = p.decode_page(msgspec.json.encode(page([activity(1, created_at=when)])))
+        utc = decoded.created_at.astimezone(UTC)
+        assert utc - timedelta(days=366) < utc < utc + timedelta(days=366)
+
+
+async def test_an_id_past_int64_in_a_listing_is_a_decode_error_not_a_value_error() -> None:
+    body = page([activity(2**63 + 1)])
+    async with HostileServer(respond(body)) as server, server.client() as zd:
+        with pytest.raises(zdactivity.DecodeError, match="9223372036854775807"):
+            await zd.activities.list().collect()
 
 
 # (end of failures)
