@@ -7,6 +7,7 @@ test names top to bottom as the list of what the long-running paths are proven t
 
 from __future__ import annotations
 
+import asyncio
 import re
 import traceback
 from datetime import UTC, timedelta
@@ -16,7 +17,7 @@ import msgspec
 import pytest
 import yarl
 from aiohttp import web
-from hostile import HostileServer, activity, json_response, page, respond
+from hostile import HostileServer, activity, json_response, never_answer, page, respond
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -289,6 +290,63 @@ async def test_an_id_past_int64_in_a_listing_is_a_decode_error_not_a_value_error
     async with HostileServer(respond(body)) as server, server.client() as zd:
         with pytest.raises(zdactivity.DecodeError, match="9223372036854775807"):
             await zd.activities.list().collect()
+
+
+class _UnsendableAuth:
+    """A custom credential whose header cannot be sent (aiohttp refuses it: ValueError)."""
+
+    def authorization(self) -> str:
+        return "Bearer s3cret\r\nX-Injected: 1"
+
+
+@pytest.mark.parametrize("bad", ["nested 500 body", "unsendable credential", "auth raises"])
+async def test_one_agent_failing_with_any_exception_never_stops_fan_out_for_the_others(
+    bad: str,
+) -> None:
+    good = [activity(i) for i in range(1, 4)]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") == "Bearer bad-agent":
+            return json_response(b"[" * 5000 + b"]" * 5000, status=500)
+        cursor = request.query.get("page[after]")
+        if cursor is None:
+            return json_response(page(good[:2], has_more=True, after_cursor="c2"))
+        return json_response(page(good[2:]))
+
+    class Raising:
+        def authorization(self) -> str:
+            raise RuntimeError("credential store unavailable")
+
+    bad_auth: zdactivity.Auth = {
+        "nested 500 body": zdactivity.OAuthToken("bad-agent"),
+        "unsendable credential": _UnsendableAuth(),
+        "auth raises": Raising(),
+    }[bad]
+    async with HostileServer(handler) as server, server.client() as zd:
+        clients = {"alice": zd, "mallory": zd.with_auth(bad_auth), "bob": zd.with_auth(zd.auth)}
+        delivered: dict[str, list[int]] = {"alice": [], "bob": []}
+        with pytest.raises(ExceptionGroup) as info:
+            async for key, got in zdactivity.fan_out(clients, concurrency=2):
+                delivered[key].append(got.id)
+    assert delivered == {"alice": [1, 2, 3], "bob": [1, 2, 3]}
+    (failure,) = info.value.exceptions
+    assert isinstance(failure, zdactivity.AgentError) and failure.key == "mallory"
+    assert isinstance(failure.error, Exception) and failure.__cause__ is failure.error
+    assert "s3cret" not in str(failure)
+
+
+async def test_cancelling_the_consumer_of_fan_out_still_propagates() -> None:
+    async with HostileServer(never_answer) as server, server.client() as zd:
+
+        async def consume() -> None:
+            async for _ in zdactivity.fan_out({"a": zd, "b": zd}):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 # (end of failures)
