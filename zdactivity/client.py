@@ -19,7 +19,14 @@ from ._aio import AsyncClosing
 from ._version import __version__
 from .auth import Auth, OAuthToken, unusable
 from .errors import APIError, AuthenticationError, RateLimitError, ZendeskError
-from .models import Activity, ActivityCount, ActivityPage
+from .models import (
+    DEFAULT_USER_CACHE_BYTES,
+    DEFAULT_USER_CACHE_SIZE,
+    Activity,
+    ActivityCount,
+    ActivityPage,
+    UserCache,
+)
 from .pagination import ActivityPager
 from .protocol import Pagination, Request
 from .ratelimit import RateLimiter
@@ -73,7 +80,8 @@ RequestHook = Callable[[RequestEvent], None]
 
 
 class _Shared:
-    """What a client and all its ``with_auth`` views share: session, limiter, counters."""
+    """What a client and all its ``with_auth`` views share: session, limiter, counters, and the
+    cache of user records (one account: its records are the same whoever asks)."""
 
     __slots__ = (
         "borrowed",
@@ -83,6 +91,7 @@ class _Shared:
         "session",
         "stats",
         "trace_configs",
+        "users",
     )
 
     def __init__(
@@ -91,7 +100,9 @@ class _Shared:
         max_connections: int,
         limiter: RateLimiter,
         trace_configs: Sequence[aiohttp.TraceConfig],
+        users: UserCache,
     ) -> None:
+        self.users = users
         self.session = session
         self.borrowed = session is not None
         self.closed = False
@@ -104,6 +115,7 @@ class _Shared:
         if self.closed:
             return
         self.closed = True
+        self.users.close()
         if self.session is not None and not self.borrowed:
             await self.session.close()
 
@@ -134,6 +146,9 @@ class Client(AsyncClosing):
     except on loopback (the emulator) or with ``allow_http=True``.
 
     ``rate_limiter``: pass one object to every client of an account (one is made otherwise).
+    ``user_cache_size`` / ``user_cache_bytes``: how many user records (512), and how much memory
+    by estimate (8 MiB), the client keeps to decode a recurring actor once across pages; shared
+    with its views, released by :meth:`close`; 0 turns it off.
     ``on_request``: a callable told of every attempt (:class:`RequestEvent`).
     ``trace_configs``: aiohttp trace configs for the owned session (they see raw headers,
     credentials included: redact before logging).
@@ -155,6 +170,8 @@ class Client(AsyncClosing):
         rate_limiter: RateLimiter | None = None,
         on_request: RequestHook | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        user_cache_size: int = DEFAULT_USER_CACHE_SIZE,
+        user_cache_bytes: int = DEFAULT_USER_CACHE_BYTES,
     ) -> None:
         self.base_url = protocol.resolve_base_url(subdomain, base_url, allow_http=allow_http)
         self._auth = _check_auth(auth)
@@ -172,7 +189,11 @@ class Client(AsyncClosing):
         if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
             raise TypeError("rate_limiter must be a zdactivity.RateLimiter")
         self._shared = _Shared(
-            session, max_connections, rate_limiter or RateLimiter(), trace_configs
+            session,
+            max_connections,
+            rate_limiter or RateLimiter(),
+            trace_configs,
+            UserCache(user_cache_size, user_cache_bytes),
         )
         self.on_request = on_request
         self._is_view = False
@@ -501,12 +522,21 @@ class ActivitiesAPI:
         )
 
     async def _fetch_page(self, request: Request) -> ActivityPage:
-        return await self._client.call(request, _decode_page)
+        return await self._client.call(request, self._decode_page)
+
+    def _decode_page(self, response: Response) -> ActivityPage:
+        return protocol.decode_page(
+            response.body,
+            request_id=protocol.request_id_from_headers(response.headers),
+            cache=self._client._shared.users,
+        )
 
     async def get(self, activity_id: int) -> Activity:
         """One activity of the calling agent's stream (NotFoundError for anyone else's)."""
+        cache = self._client._shared.users
         return await self._client.call(
-            protocol.show_request(activity_id), lambda r: protocol.decode_activity(r.body)
+            protocol.show_request(activity_id),
+            lambda r: protocol.decode_activity(r.body, cache=cache),
         )
 
     async def count(self) -> ActivityCount:
@@ -514,12 +544,6 @@ class ActivitiesAPI:
         return await self._client.call(
             protocol.count_request(), lambda r: protocol.decode_count(r.body)
         )
-
-
-def _decode_page(response: Response) -> ActivityPage:
-    return protocol.decode_page(
-        response.body, request_id=protocol.request_id_from_headers(response.headers)
-    )
 
 
 def _check_auth(auth: object) -> Auth:

@@ -38,6 +38,7 @@ from .models import (
     Activity,
     ActivityCount,
     ActivityPage,
+    UserCache,
     _check_years,
     _decode_error,
     _snippet,
@@ -323,10 +324,16 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         raise DecodeError(f"{what}: {exc}", snippet=_snippet(body)) from None
 
 
-def decode_page(body: bytes, *, request_id: str | None = None) -> ActivityPage:
-    """Decode a list response (cursor or offset). Sideloads stay raw until read."""
+def decode_page(
+    body: bytes, *, request_id: str | None = None, cache: UserCache | None = None
+) -> ActivityPage:
+    """Decode a list response (cursor or offset). Sideloads stay raw until read.
+
+    ``cache``: the client's :class:`~zdactivity.models.UserCache`, to share user records decoded
+    on earlier pages (without one, each user is decoded once per page).
+    """
     decoded: _PageBody = _decode(_PAGE_DECODER, body)
-    users = _UserIndex((("actors", decoded.actors), ("users", decoded.users)))
+    users = _UserIndex((("actors", decoded.actors), ("users", decoded.users)), cache)
     activities = decoded.activities
     for activity in activities:
         activity._users = users
@@ -355,11 +362,11 @@ def decode_page(body: bytes, *, request_id: str | None = None) -> ActivityPage:
     )
 
 
-def decode_activity(body: bytes) -> Activity:
-    """Decode a show response."""
+def decode_activity(body: bytes, *, cache: UserCache | None = None) -> Activity:
+    """Decode a show response (``cache`` as for :func:`decode_page`)."""
     activity: Activity = _decode(_SHOW_DECODER, body).activity
     _check_years(activity, "$.activity")
-    activity._users = _UserIndex()
+    activity._users = _UserIndex((), cache)
     return activity
 
 
