@@ -8,8 +8,10 @@ test names top to bottom as the list of what the long-running paths are proven t
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import traceback
+import tracemalloc
 from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
@@ -17,7 +19,7 @@ import msgspec
 import pytest
 import yarl
 from aiohttp import web
-from hostile import HostileServer, activity, json_response, never_answer, page, respond
+from hostile import Handler, HostileServer, activity, json_response, never_answer, page, respond
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -417,6 +419,117 @@ def test_any_accepted_base_url_names_exactly_the_host_that_was_written(
     host = urlsplit(url).hostname
     assert host is not None and host in written.lower()
     assert yarl.URL(url).host == host
+
+
+def _actor(user_id: int, **fields: object) -> dict[str, object]:
+    record: dict[str, object] = {
+        "id": user_id,
+        "name": f"Agent {user_id}",
+        "role": "agent",
+        "user_fields": {"team": "blue", "skills": ["billing", "refunds"], "nested": {"a": [1]}},
+    }
+    record.update(fields)
+    return record
+
+
+def _paged_actors(actors: list[dict[str, object]]) -> Handler:
+    """One activity per page, by ``actors[i]``; the cursor is the page number."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        i = int(request.query.get("page[after]", "0"))
+        body = page(
+            [activity(i + 1, actor_id=actors[i]["id"])],
+            has_more=i + 1 < len(actors),
+            after_cursor=str(i + 1),
+        )
+        body["actors"] = [actors[i]]
+        return json_response(body)
+
+    return handler
+
+
+async def test_two_clients_never_share_user_records_but_views_of_one_client_do() -> None:
+    same = [_actor(7), _actor(7)]
+    async with (
+        HostileServer(_paged_actors(same)) as server,
+        server.client() as one,
+        server.client() as two,
+    ):
+        first = [a.actor for a in await one.activities.list().collect()]
+        other = [a.actor for a in await two.activities.list().collect()]
+        view = one.with_auth(zdactivity.OAuthToken("another-agent"))
+        viewed = [a.actor for a in await view.activities.list().collect()]
+    assert first[0] is first[1]  # one client: decoded once across its pages
+    assert viewed[0] is first[0]  # its with_auth views are the same account
+    assert other[0] == first[0] and other[0] is not first[0]  # another client: its own
+
+
+async def test_a_shared_user_record_cannot_be_changed_from_one_page_for_the_others() -> None:
+    async with (
+        HostileServer(_paged_actors([_actor(7), _actor(7)])) as server,
+        server.client() as zd,
+    ):
+        pages = [p async for p in zd.activities.list().pages()]
+    mine = pages[0].activities[0].actor
+    assert mine is not None
+    with pytest.raises(TypeError, match="read-only"):
+        mine.user_fields["team"] = "red"
+    with pytest.raises(TypeError):
+        mine.user_fields.update(team="red")
+    with pytest.raises(AttributeError):
+        mine.user_fields["skills"].append("hacking")
+    with pytest.raises(TypeError):
+        mine.user_fields["nested"]["a"] = 2
+    copied = dict(mine.user_fields)
+    copied["team"] = "red"  # a copy is yours to change
+    theirs = pages[1].activities[0].actor
+    assert theirs is not None and theirs.user_fields["team"] == "blue"
+    assert theirs.user_fields == {
+        "team": "blue",
+        "skills": ("billing", "refunds"),
+        "nested": {"a": (1,)},
+    }
+    assert msgspec.json.decode(msgspec.json.encode(theirs))["user_fields"]["skills"] == [
+        "billing",
+        "refunds",
+    ]
+
+
+async def test_the_user_cache_is_bounded_by_bytes_and_released_when_the_client_closes() -> None:
+    big = [_actor(i, notes="x" * 20_000) for i in range(1, 201)]  # 4 MB of distinct actors
+    cap = 1024 * 1024
+    async with HostileServer(_paged_actors(big)) as server:
+        zd = server.client(user_cache_bytes=cap)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            async for page_ in zd.activities.list().pages():
+                assert page_.activities[0].actor is not None
+            del page_
+            users = zd._shared.users
+            assert 0 < users.nbytes <= cap and len(users) < len(big)
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0]
+            await zd.close()
+            gc.collect()
+            released = held - tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+    assert len(users) == 0 and users.nbytes == 0
+    assert cap // 2 < released <= cap * 1.05  # what the cache held: its estimate is close
+
+
+def test_the_user_cache_evicts_the_oldest_records_to_stay_under_its_byte_cap() -> None:
+    cache = models.UserCache(size=100, max_bytes=10_000)
+    for i in range(50):
+        cache.add(b"%d" % i + b" " * 244, models.User(id=i))  # 246 bytes, estimated 1004
+        assert cache.nbytes <= 10_000 and len(cache) <= 9
+    assert [u.id for u in cache._users.values()] == list(range(41, 50))
+    cache.add(b" " * 400, models.User(id=99))  # estimated 1312, over an eighth of the cap
+    assert len(cache) == 9 and cache.get(b" " * 400) is None
+    cache.close()
+    cache.add(b"late", models.User(id=1))
+    assert len(cache) == 0 and cache.nbytes == 0
 
 
 # (end of security)
