@@ -107,19 +107,27 @@ class FrozenDict(dict[str, Any]):
         return f"FrozenDict({dict.__repr__(self)})"
 
 
+_CONTAINERS: Final = (dict, list)
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
         return _freeze_object(value)
     if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
+        return tuple(map(_freeze, value))
     return value
 
 
 def _freeze_object(value: dict[str, Any]) -> FrozenDict:
+    if not value:
+        return _EMPTY_FIELDS
     for v in value.values():
-        if isinstance(v, dict | list):  # nested containers: freeze them too
+        if isinstance(v, _CONTAINERS):  # nested containers: freeze them too
             return FrozenDict({k: _freeze(v) for k, v in value.items()})
     return FrozenDict(value)  # the common case: scalar values only
+
+
+_EMPTY_FIELDS: Final = FrozenDict()
 
 
 class User(msgspec.Struct, kw_only=True, frozen=True):
