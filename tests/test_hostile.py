@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import re
+import subprocess
+import sys
 import traceback
 import tracemalloc
 from datetime import UTC, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import msgspec
@@ -349,6 +353,33 @@ async def test_cancelling_the_consumer_of_fan_out_still_propagates() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+@pytest.mark.parametrize("how", ["environment", "agents file"])
+def test_a_credential_with_a_control_character_is_a_usage_error_of_the_command(
+    how: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENDESK_")}
+    env["ZENDESK_URL"] = "http://127.0.0.1:9"
+    if how == "environment":
+        env["ZENDESK_OAUTH_TOKEN"] = "s3cret\x01token"
+        args = ["count"]
+    else:
+        env["ZENDESK_OAUTH_TOKEN"] = "fine"
+        agents = tmp_path / "agents.csv"
+        agents.write_text('key,oauth_token\nalice,"s3cret\x01token"\n')
+        args = ["fan-out", "--agents", str(agents)]
+    result = subprocess.run(
+        [sys.executable, "-m", "zdactivity", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+    assert "control character" in result.stderr
 
 
 # (end of failures)

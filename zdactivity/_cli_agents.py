@@ -33,6 +33,13 @@ class AgentSpec:
 
 
 def _auth(where: str, row: dict[str, str]) -> Auth:
+    try:
+        return _credentials(where, row)
+    except ValueError as exc:  # e.g. a control character; the message never quotes the secret
+        raise AgentsFileError(f"{where}: {exc}") from None
+
+
+def _credentials(where: str, row: dict[str, str]) -> Auth:
     email = row.get("email", "").strip()
     api_token = row.get("api_token", "").strip()
     oauth_token = row.get("oauth_token", "").strip()

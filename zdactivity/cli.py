@@ -292,12 +292,15 @@ def _auth(args: argparse.Namespace, env: Mapping[str, str]) -> Auth:
             "(or pass --email with --api-token, or --oauth-token)"
         )
     dest, secret = picked
-    if dest == "oauth_token":
-        return OAuthToken(secret.strip())
-    email = args.email or env.get("ZENDESK_EMAIL")
-    if not email or not email.strip():
-        raise UsageError("an API token needs the agent's email: --email or ZENDESK_EMAIL")
-    return APIToken(email.strip(), secret.strip())
+    try:
+        if dest == "oauth_token":
+            return OAuthToken(secret.strip())
+        email = args.email or env.get("ZENDESK_EMAIL")
+        if not email or not email.strip():
+            raise UsageError("an API token needs the agent's email: --email or ZENDESK_EMAIL")
+        return APIToken(email.strip(), secret.strip())
+    except ValueError as exc:  # e.g. a control character; the message never quotes the secret
+        raise UsageError(f"unusable credentials: {exc}") from None
 
 
 def _client(args: argparse.Namespace, env: Mapping[str, str], auth: Auth | None = None) -> Client:
