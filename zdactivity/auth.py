@@ -23,7 +23,7 @@ class Auth(Protocol):
 def _require(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    problem = unusable(value)
+    problem = _unusable(value)
     if problem is not None:
         raise ValueError(f"{name} {problem}")  # never the value: it may be a secret
     return value
@@ -33,7 +33,7 @@ def _optional(value: object, name: str) -> str | None:
     return None if value is None else _require(value, name)
 
 
-def unusable(value: str) -> str | None:
+def _unusable(value: str) -> str | None:
     """Why ``value`` cannot be sent as (part of) a credential, or None if it can.
 
     Control characters (CR, LF, NUL, tab... and DEL) would split or corrupt the header; the

@@ -17,7 +17,7 @@ import msgspec
 from . import protocol
 from ._aio import AsyncClosing
 from ._version import __version__
-from .auth import Auth, OAuthToken, unusable
+from .auth import Auth, OAuthToken, _unusable
 from .errors import APIError, AuthenticationError, RateLimitError, ZendeskError
 from .models import (
     DEFAULT_USER_CACHE_BYTES,
@@ -423,7 +423,7 @@ def _token_pair(status: int, body: bytes) -> tuple[str, str]:
             status, description="OAuth refresh returned no token pair"
         ) from None
     for name, value in (("access_token", pair.access_token), ("refresh_token", pair.refresh_token)):
-        problem = unusable(value)
+        problem = _unusable(value)
         if problem is not None:  # never the value itself: it is a secret
             raise AuthenticationError(
                 status, description=f"OAuth refresh returned an unusable {name}: it {problem}"
