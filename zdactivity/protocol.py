@@ -103,6 +103,15 @@ _DNS_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNOR
 # Whitespace, C0/C1 controls and DEL: urlsplit silently drops some (tab, CR, LF), so
 # "https://acme.zendesk.com\n.evil.com" would otherwise become another host.
 _UNSAFE_URL_CHAR: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+# What a host name may hold (urlsplit lowercases it); anything else, "%2e" say, is refused.
+_HOST_NAME: Final = re.compile(r"[a-z0-9_.-]+", re.ASCII)
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
 
 
 def _is_loopback(host: str) -> bool:
@@ -156,6 +165,10 @@ def resolve_base_url(
         raise ValueError("base_url must look like https://acme.zendesk.com")
     if parts.username is not None or parts.password is not None:
         raise ValueError("base_url must not contain credentials; pass auth= instead")
+    if not (_HOST_NAME.fullmatch(host) or _is_ipv6(host)):
+        raise ValueError(
+            "base_url's host must be a DNS name (letters, digits, '-', '_' and dots) or an IP"
+        )
     if parts.path.strip("/") or parts.query or parts.fragment:
         raise ValueError("base_url must be a scheme and host only, like https://acme.zendesk.com")
     if parts.scheme == "http" and not (allow_http or _is_loopback(host)):
