@@ -135,6 +135,28 @@ async def test_a_failed_refresh_raised_again_and_again_does_not_grow_its_traceba
         assert server.paths.count("/oauth/tokens") == 5
 
 
+async def test_concurrent_401s_share_one_failed_refresh_each_with_an_exception_of_its_own() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/oauth/tokens":
+            await asyncio.sleep(0.05)  # every other request's 401 arrives while this runs
+            return json_response({"error": "invalid_grant"}, status=400)
+        await asyncio.sleep(0.01)
+        return json_response({"error": "Couldn't authenticate you"}, status=401)
+
+    auth = zdactivity.OAuthToken("s3cret-token", refresh_token="r3fresh", client_id="c")
+    async with HostileServer(handler) as server, server.client(auth=auth) as zd:
+        results = await asyncio.gather(
+            *(zd.activities.count() for _ in range(10)), return_exceptions=True
+        )
+        assert all(isinstance(r, zdactivity.AuthenticationError) for r in results)
+        assert len({id(r) for r in results}) == 10
+        assert server.paths.count("/oauth/tokens") == 1
+        # A request sent after that failure refreshes again.
+        with pytest.raises(zdactivity.AuthenticationError):
+            await zd.activities.count()
+        assert server.paths.count("/oauth/tokens") == 2
+
+
 @pytest.mark.parametrize(
     "pair",
     [
