@@ -259,7 +259,7 @@ class _UserIndex:
         cache = self._cache
         for name, records in self._sideloads:
             for i, raw in enumerate(records):
-                known = cache.get(bytes(raw)) if cache else None
+                known = cache.get(bytes(raw)) if cache is not None else None
                 if known is not None:  # seen on an earlier page: id and User known already
                     if known.id not in index:
                         index[known.id] = (raw, f"$.{name}[{i}]")
