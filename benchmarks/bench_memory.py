@@ -25,6 +25,7 @@ from typing import Any
 
 import zdactivity
 from zdactivity import protocol
+from zdactivity.models import UserCache
 from zdactivity.testing import Agent
 
 from ._server import emulator_process
@@ -78,10 +79,11 @@ def measure_retained(bodies: list[bytes], n: int) -> dict[str, Any]:
         gc.collect()
         tracemalloc.start()
         kept: list[zdactivity.Activity] = []
+        users = UserCache()  # as a client has
         while len(kept) < n:
             for body in bodies:
                 # bytes(memoryview(...)) copies: every page gets a body of its own
-                for activity in protocol.decode_page(bytes(memoryview(body))):
+                for activity in protocol.decode_page(bytes(memoryview(body)), cache=users):
                     _ = activity.actor  # read, as a consumer would, before keeping it
                     kept.append(activity.detach() if detach else activity)
                     if len(kept) >= n:

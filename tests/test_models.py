@@ -221,13 +221,6 @@ class Counting:
         return self.inner.decode(data)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_user_cache() -> Iterator[None]:
-    models._RECENT_USERS.clear()
-    yield
-    models._RECENT_USERS.clear()
-
-
 @pytest.fixture
 def user_decodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counting]:
     counter = Counting(models._USER_DECODER)
@@ -481,24 +474,28 @@ def test_inline_only_users_decoded_once_per_page(user_decodes: Counting) -> None
 
 
 def test_pages_share_recently_decoded_users(user_decodes: Counting) -> None:
+    cache = models.UserCache()
     body = page_body([make_activity(1)], actors=[make_user(700)])
-    one, two = p.decode_page(body), p.decode_page(body)
+    one, two = p.decode_page(body, cache=cache), p.decode_page(body, cache=cache)
     assert one.activities[0].actor is two.activities[0].actor  # byte-identical: decoded once
     assert user_decodes.calls == 1
     changed = page_body([make_activity(1)], actors=[make_user(700, name="Renamed")])
-    three = p.decode_page(changed)
+    three = p.decode_page(changed, cache=cache)
     actor = three.activities[0].actor
     assert actor is not None and actor.name == "Renamed"  # other bytes: decoded again
     assert user_decodes.calls == 2
 
 
 def test_recent_users_are_bounded(user_decodes: Counting) -> None:
-    size = models._RECENT_USERS.size
+    cache = models.UserCache()
+    size = cache.size
     for uid in range(size + 10):
-        page = decode([make_activity(1, actor_id=uid)], actors=[make_user(uid)])
+        body = page_body([make_activity(1, actor_id=uid)], actors=[make_user(uid)])
+        page = p.decode_page(body, cache=cache)
         assert page.activities[0].actor is not None
-    assert len(models._RECENT_USERS) == size
-    first = decode([make_activity(1, actor_id=0)], actors=[make_user(0)])
+    assert len(cache) == size
+    body = page_body([make_activity(1, actor_id=0)], actors=[make_user(0)])
+    first = p.decode_page(body, cache=cache)
     assert first.activities[0].actor is not None
     assert user_decodes.calls == size + 11  # the oldest was evicted, so decoded again
 
@@ -528,7 +525,6 @@ def test_decode_once_property(data: st.DataObject) -> None:
     ]
     split = len(sideloaded) // 2
     ordered = sorted(sideloaded)
-    models._RECENT_USERS.clear()  # each example starts cold (the fixture runs once per test)
     with pytest.MonkeyPatch.context() as mp:
         counter = Counting(models._USER_DECODER)
         mp.setattr(models, "_USER_DECODER", counter)

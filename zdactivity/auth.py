@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
@@ -22,13 +23,35 @@ class Auth(Protocol):
 def _require(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"{name} is missing or empty")
+    problem = _unusable(value)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}")  # never the value: it may be a secret
     return value
+
+
+def _optional(value: object, name: str) -> str | None:
+    return None if value is None else _require(value, name)
+
+
+def _unusable(value: str) -> str | None:
+    """Why ``value`` cannot be sent as (part of) a credential, or None if it can.
+
+    Control characters (CR, LF, NUL, tab... and DEL) would split or corrupt the header; the
+    reason never quotes the value.
+    """
+    if not value.strip():
+        return "is missing or empty"
+    if not value.isprintable() and any(
+        ch < " " or "\x7f" <= ch <= "\x9f" or ch in "\u2028\u2029" for ch in value
+    ):
+        return "contains a control character (CR, LF, NUL, tab...), which cannot be sent"
+    return None
 
 
 class APIToken:
     """An API token of an agent: ``Basic base64("{email}/token:{token}")``.
+
+    ``email`` and ``token`` must be non-empty and free of control characters (ValueError).
 
     Zendesk stops accepting API tokens on 2027-04-30; prefer :class:`OAuthToken`.
     """
@@ -59,13 +82,27 @@ OnRefresh = Callable[[str, str], Awaitable[None]]
 RefreshSender = Callable[[dict[str, str]], Awaitable[tuple[str, str]]]
 
 
+def _fresh(error: Exception) -> Exception:
+    """A new exception object equal to ``error``, without its traceback or chain."""
+    try:
+        return copy.copy(error)
+    except Exception:  # an exception type that cannot be rebuilt from its args
+        return error.with_traceback(None)
+
+
 class OAuthToken:
     """An OAuth access token: ``Bearer {access_token}``, optionally refreshable.
 
     With ``refresh_token`` (and ``client_id`` / ``client_secret``), a 401 triggers exactly one
     refresh (``POST /oauth/tokens``, ``grant_type=refresh_token``) however many requests are in
     flight. Zendesk invalidates the old pair, so the new one is handed to the awaited
-    ``on_refresh`` callback (save it there) before any request uses it.
+    ``on_refresh`` callback (save it there) before any request uses it. The client retries a
+    refresh that fails transiently (5xx, 429, resets, timeouts) under its retry policy; a refresh
+    that still fails is an :class:`~zdactivity.AuthenticationError` for the requests that were
+    waiting on it, and the next 401 tries again.
+
+    Every token, the client id and the client secret must be non-empty and free of control
+    characters (CR, LF, NUL...): ValueError otherwise, which never quotes them.
     """
 
     __slots__ = (
@@ -77,6 +114,7 @@ class OAuthToken:
         "_lock",
         "_on_refresh",
         "_refresh_token",
+        "_token_generation",
     )
 
     def __init__(
@@ -89,15 +127,14 @@ class OAuthToken:
         on_refresh: OnRefresh | None = None,
     ) -> None:
         self._access_token = _require(access_token, "access_token")
-        self._refresh_token = (
-            None if refresh_token is None else _require(refresh_token, "refresh_token")
-        )
-        self._client_id = client_id
-        self._client_secret = client_secret
+        self._refresh_token = _optional(refresh_token, "refresh_token")
+        self._client_id = _optional(client_id, "client_id")
+        self._client_secret = _optional(client_secret, "client_secret")
         self._on_refresh = on_refresh
-        self._generation = 0
+        self._generation = 0  # refreshes finished, successful or not
+        self._token_generation = 0  # the generation at which the access token was installed
         self._lock: asyncio.Lock | None = None
-        self._failure: tuple[int, BaseException] | None = None
+        self._failure: Exception | None = None  # the last refresh's error, until one succeeds
 
     @property
     def access_token(self) -> str:
@@ -111,27 +148,32 @@ class OAuthToken:
 
     @property
     def generation(self) -> int:
-        """How many refreshes have succeeded; identifies the access token in use."""
+        """Counts finished refreshes (successful or failed): read it before sending a request,
+        and pass it to :meth:`refresh` if that request gets a 401."""
         return self._generation
 
     def authorization(self) -> str:
         return f"Bearer {self._access_token}"
 
     async def refresh(self, failed_generation: int, send: RefreshSender) -> None:
-        """Refresh once for all requests that failed with token ``failed_generation``.
+        """Refresh once for all requests sent with token state ``failed_generation``.
 
-        Concurrent callers wait for the one refresh; if it already happened they return at
-        once, and if it failed they all get its error.
+        Refreshes are serialized. If a refresh finished since that request was sent, its outcome
+        is shared: return at once if it succeeded (retry with the new token), or raise a fresh
+        copy of its error if it failed. A 401 of a request sent after a failed refresh tries
+        again (the token endpoint may be back).
         """
         if self._refresh_token is None:
             raise ValueError("this OAuthToken has no refresh_token")
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self._generation != failed_generation:
-                return
-            if self._failure is not None and self._failure[0] == failed_generation:
-                raise self._failure[1]
+            if self._token_generation > failed_generation:
+                return  # refreshed since the request was sent: it can retry with the new token
+            if self._generation != failed_generation and self._failure is not None:
+                # A refresh failed after the request was sent: share its outcome, as a new
+                # exception (re-raising one object would grow its traceback with every raise).
+                raise _fresh(self._failure)
             form = {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
             if self._client_id is not None:
                 form["client_id"] = self._client_id
@@ -140,8 +182,10 @@ class OAuthToken:
             try:
                 access, refresh = await send(form)
             except Exception as exc:
-                self._failure = (failed_generation, exc)
+                self._failure = _fresh(exc)  # no traceback: no frame of this call is kept
+                self._generation += 1
                 raise
+            self._failure = None
             try:
                 if self._on_refresh is not None:
                     await self._on_refresh(access, refresh)
@@ -150,6 +194,7 @@ class OAuthToken:
                 # if saving it failed (that error still reaches the caller).
                 self._access_token, self._refresh_token = access, refresh
                 self._generation += 1
+                self._token_generation = self._generation
 
     def __repr__(self) -> str:
         refresh = ", refresh_token='***'" if self._refresh_token is not None else ""

@@ -25,15 +25,23 @@ import msgspec
 from . import protocol
 from ._aio import AsyncClosing
 from ._version import __version__
-from .auth import Auth, OAuthToken
+from .auth import Auth, OAuthToken, _unusable
 from .errors import (
+    APIError,
     AuthenticationError,
     LocalRateLimitError,
     RateLimitError,
     TransportError,
     ZendeskError,
 )
-from .models import Activity, ActivityCount, ActivityPage
+from .models import (
+    DEFAULT_USER_CACHE_BYTES,
+    DEFAULT_USER_CACHE_SIZE,
+    Activity,
+    ActivityCount,
+    ActivityPage,
+    UserCache,
+)
 from .pagination import DEFAULT_MAX_PAGES, ActivityPager
 from .protocol import Pagination, Request
 from .ratelimit import Permit, RateLimiter
@@ -87,7 +95,8 @@ RequestHook = Callable[[RequestEvent], None]
 
 
 class _Shared:
-    """What a client and all its ``with_auth`` views share: session, limiter, counters."""
+    """What a client and all its ``with_auth`` views share: session, limiter, counters, and the
+    cache of user records (one account: its records are the same whoever asks)."""
 
     __slots__ = (
         "borrowed",
@@ -97,6 +106,7 @@ class _Shared:
         "session",
         "stats",
         "trace_configs",
+        "users",
     )
 
     def __init__(
@@ -105,7 +115,9 @@ class _Shared:
         max_connections: int,
         limiter: RateLimiter,
         trace_configs: Sequence[aiohttp.TraceConfig],
+        users: UserCache,
     ) -> None:
+        self.users = users
         self.session = session
         self.borrowed = session is not None
         self.closed = False
@@ -118,6 +130,7 @@ class _Shared:
         if self.closed:
             return
         self.closed = True
+        self.users.close()
         if self.session is not None and not self.borrowed:
             await self.session.close()
 
@@ -148,6 +161,9 @@ class Client(AsyncClosing):
     except on loopback (the emulator) or with ``allow_http=True``.
 
     ``rate_limiter``: pass one object to every client of an account (one is made otherwise).
+    ``user_cache_size`` / ``user_cache_bytes``: how many user records (512), and how much memory
+    by estimate (8 MiB), the client keeps to decode a recurring actor once across pages; shared
+    with its views, released by :meth:`close`; 0 turns it off.
     ``on_request``: a callable told of every attempt (:class:`RequestEvent`).
     ``trace_configs``: aiohttp trace configs for the owned session (they see raw headers,
     credentials included: redact before logging).
@@ -169,6 +185,8 @@ class Client(AsyncClosing):
         rate_limiter: RateLimiter | None = None,
         on_request: RequestHook | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        user_cache_size: int = DEFAULT_USER_CACHE_SIZE,
+        user_cache_bytes: int = DEFAULT_USER_CACHE_BYTES,
     ) -> None:
         self.base_url = protocol.resolve_base_url(subdomain, base_url, allow_http=allow_http)
         self._auth = _check_auth(auth)
@@ -186,7 +204,11 @@ class Client(AsyncClosing):
         if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
             raise TypeError("rate_limiter must be a zdactivity.RateLimiter")
         self._shared = _Shared(
-            session, max_connections, rate_limiter or RateLimiter(), trace_configs
+            session,
+            max_connections,
+            rate_limiter or RateLimiter(),
+            trace_configs,
+            UserCache(user_cache_size, user_cache_bytes),
         )
         self.on_request = on_request
         self._is_view = False
@@ -412,38 +434,81 @@ class Client(AsyncClosing):
             )
 
     async def _refresh(self, auth: OAuthToken, generation: int) -> None:
+        policy, shared = self.retry, self._shared
+
         async def send_refresh(form: dict[str, str]) -> tuple[str, str]:
+            # Transient failures (5xx, 429, resets, timeouts) are retried under the client's
+            # policy; whatever ends it is an AuthenticationError naming the refresh.
             request = Request("POST", "/oauth/tokens", form=tuple(form.items()))
-            try:
-                response = await self._send_once(request, None)
-            except ZendeskError as exc:
-                raise AuthenticationError(401, description=f"OAuth refresh failed: {exc}") from exc
-            if response.status >= 300:
-                error = protocol.error_from_response(
-                    response.status,
-                    response.headers,
-                    response.body,
-                    method="POST",
-                    path="/oauth/tokens",
-                )
-                raise AuthenticationError(
-                    error.status,
-                    code=error.code,
-                    description=f"OAuth refresh failed: {error.description or error.status}",
-                    request_id=error.request_id,
-                    method="POST",
-                    path="/oauth/tokens",
-                ) from None
-            try:
-                pair = _TOKEN_DECODER.decode(response.body)
-            except msgspec.DecodeError:
-                raise AuthenticationError(
-                    response.status, description="OAuth refresh returned no token pair"
-                ) from None
-            self._shared.stats.refreshes += 1
-            return pair.access_token, pair.refresh_token
+            started = policy.clock()
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    shared.stats.requests += 1
+                    response = await self._send_once(request, None)
+                    if response.status >= 300:
+                        raise protocol.error_from_response(
+                            response.status,
+                            response.headers,
+                            response.body,
+                            method="POST",
+                            path="/oauth/tokens",
+                        )
+                except ZendeskError as error:
+                    shared.stats.errors += 1
+                    delay = policy.delay_for(error, attempt, policy.clock() - started)
+                    if delay is None:
+                        raise _refresh_failed(error) from error
+                    if isinstance(error, RateLimitError):
+                        shared.stats.rate_limited += 1
+                        pause = error.retry_after if error.retry_after is not None else delay
+                        shared.limiter.pause(pause)
+                    log.debug(
+                        "POST /oauth/tokens failed (attempt %d): %s; retry in %.2fs",
+                        attempt,
+                        type(error).__name__,
+                        delay,
+                    )
+                    shared.stats.retries += 1
+                    await policy.sleep(delay)
+                    continue
+                pair = _token_pair(response.status, response.body)
+                shared.stats.refreshes += 1
+                return pair
 
         await auth.refresh(generation, send_refresh)
+
+
+def _token_pair(status: int, body: bytes) -> tuple[str, str]:
+    """The new (access, refresh) pair of a token response; AuthenticationError if unusable."""
+    try:
+        pair = _TOKEN_DECODER.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        raise AuthenticationError(
+            status, description="OAuth refresh returned no token pair"
+        ) from None
+    for name, value in (("access_token", pair.access_token), ("refresh_token", pair.refresh_token)):
+        problem = _unusable(value)
+        if problem is not None:  # never the value itself: it is a secret
+            raise AuthenticationError(
+                status, description=f"OAuth refresh returned an unusable {name}: it {problem}"
+            )
+    return pair.access_token, pair.refresh_token
+
+
+def _refresh_failed(error: ZendeskError) -> AuthenticationError:
+    if isinstance(error, APIError):
+        return AuthenticationError(
+            error.status,
+            code=error.code,
+            description=f"OAuth refresh failed: {error.description or error.status}",
+            request_id=error.request_id,
+            method="POST",
+            path="/oauth/tokens",
+            retry_after=error.retry_after,
+        )
+    return AuthenticationError(401, description=f"OAuth refresh failed: {error}")
 
 
 class _TokenPair(msgspec.Struct):
@@ -547,12 +612,21 @@ class ActivitiesAPI:
         )
 
     async def _fetch_page(self, request: Request) -> ActivityPage:
-        return await self._client.call(request, _decode_page)
+        return await self._client.call(request, self._decode_page)
+
+    def _decode_page(self, response: Response) -> ActivityPage:
+        return protocol.decode_page(
+            response.body,
+            request_id=protocol.request_id_from_headers(response.headers),
+            cache=self._client._shared.users,
+        )
 
     async def get(self, activity_id: int) -> Activity:
         """One activity of the calling agent's stream (NotFoundError for anyone else's)."""
+        cache = self._client._shared.users
         return await self._client.call(
-            protocol.show_request(activity_id), lambda r: protocol.decode_activity(r.body)
+            protocol.show_request(activity_id),
+            lambda r: protocol.decode_activity(r.body, cache=cache),
         )
 
     async def count(self) -> ActivityCount:
@@ -560,12 +634,6 @@ class ActivitiesAPI:
         return await self._client.call(
             protocol.count_request(), lambda r: protocol.decode_count(r.body)
         )
-
-
-def _decode_page(response: Response) -> ActivityPage:
-    return protocol.decode_page(
-        response.body, request_id=protocol.request_id_from_headers(response.headers)
-    )
 
 
 def _check_auth(auth: object) -> Auth:

@@ -5,9 +5,11 @@ one request at a time, so at most ``concurrency`` requests are in flight. Pages 
 queue of ``concurrency`` slots: a slow consumer stops the workers (backpressure), and memory
 stays bounded by about ``2 * concurrency`` pages whatever the number of agents.
 
-Failures are isolated: an agent whose stream fails (bad token, 403, retries exhausted) stops
-only that agent. When every other stream is done, an :class:`ExceptionGroup` of
-:class:`AgentError` (one per failed agent, with ``.key`` and the cause) is raised::
+Failures are isolated: an agent whose stream fails (bad token, 403, retries exhausted, or any
+other exception, such as a credential that cannot be sent) stops only that agent. When every
+other stream is done, an :class:`ExceptionGroup` of :class:`AgentError` (one per failed agent,
+with ``.key`` and the cause) is raised; only cancellation (and ``KeyboardInterrupt`` /
+``SystemExit``) stops every agent::
 
     try:
         async for key, activity in zdactivity.fan_out(clients, since=since):
@@ -39,9 +41,13 @@ _DONE: Final = object()
 
 
 class AgentError(ZendeskError, Generic[K]):
-    """One agent's stream failed; ``key`` says which, ``error`` (and ``__cause__``) why."""
+    """One agent's stream failed; ``key`` says which, ``error`` (and ``__cause__``) why.
 
-    def __init__(self, key: K, error: ZendeskError) -> None:
+    ``error`` is usually a :class:`ZendeskError`, but any exception of one agent's stream is
+    reported this way rather than stopping the other agents.
+    """
+
+    def __init__(self, key: K, error: Exception) -> None:
         self.key = key
         self.error = error
         super().__init__(f"agent {key!r}: {error}")
@@ -86,13 +92,13 @@ async def fan_out(
                     async for page in pager.pages():
                         if page.activities:
                             await queue.put((key, page))
-                except ZendeskError as exc:
+                except Exception as exc:  # this agent's failure, whatever it is: the others go on
                     error = AgentError(key, exc)
                     error.__cause__ = exc
                     failures.append(error)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # a bug, not an agent's failure: stop everything
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit...: stop everything
             await queue.put(_Crash(exc))
             return
         await queue.put(_DONE)

@@ -5,8 +5,10 @@ inline ``actor`` / ``user`` records, the sideloaded ``actors`` / ``users`` array
 ``object`` / ``target`` content as undecoded JSON (:class:`msgspec.Raw`). Reading
 ``activity.actor`` looks the id up in the page's sideloads (indexed once per page, on first need),
 falls back to the inline record, and decodes each distinct user at most once per page. Across
-pages, the last 512 distinct user records are remembered by their exact bytes: a stream that
-repeats its actors page after page decodes each of them once.
+pages, a client remembers its account's recently decoded user records by their exact bytes
+(:class:`UserCache`: 512 records and 8 MiB by default, released when the client closes): a stream
+that repeats its actors page after page decodes each of them once. The records it shares are
+immutable: :attr:`User.user_fields` is a read-only :class:`FrozenDict`.
 
 A retained :class:`Activity` keeps a reference to its page's body (the raw slices point into it).
 Call :meth:`Activity.detach` to copy out what it needs and let the page go.
@@ -17,13 +19,15 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final, NoReturn
 
 import msgspec
 
 from .errors import DecodeError
 
 __all__ = [
+    "DEFAULT_USER_CACHE_BYTES",
+    "DEFAULT_USER_CACHE_SIZE",
     "SYSTEM_USER",
     "Activity",
     "ActivityCount",
@@ -31,11 +35,23 @@ __all__ = [
     "Change",
     "Comment",
     "Content",
+    "FrozenDict",
     "Photo",
     "Thumbnail",
     "Ticket",
     "User",
+    "UserCache",
 ]
+
+# Rules checked while decoding, so that nothing downstream (a SQLite checkpoint, comparisons with
+# aware times, ``since = high_water - lookback``) meets a value it cannot handle: ids fit a signed
+# 64-bit integer; an activity's ``created_at`` / ``updated_at`` carry a UTC offset and fall in
+# years MIN_YEAR..MAX_YEAR, so that converting to UTC and then adding or subtracting up to a
+# year (a watcher's lookback) never overflows.
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
+MIN_YEAR: Final = 3
+MAX_YEAR: Final = 9997
 
 _NULL: Final = msgspec.Raw(b"null")
 _EMPTY: Final = msgspec.Raw(b"{}")
@@ -63,10 +79,64 @@ class Photo(Thumbnail, kw_only=True, frozen=True):
     thumbnails: tuple[Thumbnail, ...] = ()
 
 
-class User(msgspec.Struct, kw_only=True, frozen=True):
-    """A Zendesk user record, as sideloaded in ``actors`` / ``users`` or inlined in an activity."""
+class FrozenDict(dict[str, Any]):
+    """A read-only dict: what :attr:`User.user_fields` holds. Changing it raises TypeError;
+    ``dict(frozen)`` (or ``copy.copy``) gives a mutable copy. Encodes like a dict."""
 
-    id: int
+    __slots__ = ()
+
+    def _read_only(self, *_args: object, **_kwargs: object) -> NoReturn:
+        raise TypeError(
+            "user_fields is read-only (one record is shared by every page that names the user); "
+            "change a copy: dict(user.user_fields)"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def copy(self) -> dict[str, Any]:
+        """A mutable (shallow) copy."""
+        return dict(self)
+
+    __copy__ = copy
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+
+_CONTAINERS: Final = (dict, list)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _freeze_object(value)
+    if isinstance(value, list):
+        return tuple(map(_freeze, value))
+    return value
+
+
+def _freeze_object(value: dict[str, Any]) -> FrozenDict:
+    if not value:
+        return _EMPTY_FIELDS
+    for v in value.values():
+        if isinstance(v, _CONTAINERS):  # nested containers: freeze them too
+            return FrozenDict({k: _freeze(v) for k, v in value.items()})
+    return FrozenDict(value)  # the common case: scalar values only
+
+
+_EMPTY_FIELDS: Final = FrozenDict()
+
+
+class User(msgspec.Struct, kw_only=True, frozen=True):
+    """A Zendesk user record, as sideloaded in ``actors`` / ``users`` or inlined in an activity.
+
+    Immutable, so that one record can be shared by every activity (and page) that names it.
+    """
+
+    id: _Int64
     url: str | None = None
     name: str = ""
     email: str | None = None
@@ -103,6 +173,14 @@ class User(msgspec.Struct, kw_only=True, frozen=True):
     default_group_id: int | None = None
     report_csv: bool | None = None
     user_fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Custom fields: a read-only :class:`FrozenDict` (nested arrays are tuples, objects
+    FrozenDicts), since one record is shared by every page that names the user. ``dict(...)``
+    of it is a copy of your own."""
+
+    def __post_init__(self) -> None:
+        fields = self.user_fields
+        if fields.__class__ is not FrozenDict:
+            msgspec.structs.force_setattr(self, "user_fields", _freeze_object(fields))
 
 
 SYSTEM_USER: Final = User(id=-1, name="Zendesk", role="system", active=True)
@@ -113,7 +191,7 @@ response carries no record for it: Zendesk's system user."""
 class Ticket(msgspec.Struct, kw_only=True, frozen=True):
     """The ticket an activity is about (``object`` of an assignment, ``target`` of any)."""
 
-    id: int
+    id: _Int64
     subject: str | None = None
 
 
@@ -157,25 +235,31 @@ class ActivityCount(msgspec.Struct, kw_only=True, frozen=True):
     ``refreshed_at`` is None while a refresh runs.
     """
 
-    value: int
-    refreshed_at: datetime | None = None
+    value: _Int64
+    refreshed_at: _AwareTime | None = None
 
 
 class _UserIndex:
     """Per-page lookup of user records by id: built on first need, decodes each user once."""
 
-    __slots__ = ("_decoded", "_index", "_sideloads")
+    __slots__ = ("_cache", "_decoded", "_index", "_sideloads")
 
-    def __init__(self, sideloads: tuple[tuple[str, list[msgspec.Raw]], ...] = ()) -> None:
+    def __init__(
+        self,
+        sideloads: tuple[tuple[str, list[msgspec.Raw]], ...] = (),
+        cache: UserCache | None = None,
+    ) -> None:
         self._sideloads = sideloads
+        self._cache = cache
         self._index: dict[int, tuple[msgspec.Raw, str]] | None = None
         self._decoded: dict[int, User] = {}
 
     def _build(self) -> dict[int, tuple[msgspec.Raw, str]]:
         index: dict[int, tuple[msgspec.Raw, str]] = {}
+        cache = self._cache
         for name, records in self._sideloads:
             for i, raw in enumerate(records):
-                known = _RECENT_USERS.get(bytes(raw))
+                known = cache.get(bytes(raw)) if cache is not None else None
                 if known is not None:  # seen on an earlier page: id and User known already
                     if known.id not in index:
                         index[known.id] = (raw, f"$.{name}[{i}]")
@@ -183,7 +267,7 @@ class _UserIndex:
                     continue
                 try:
                     index.setdefault(_ID_DECODER.decode(raw).id, (raw, f"$.{name}[{i}]"))
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, RecursionError) as exc:
                     raise _decode_error(exc, raw, f"$.{name}[{i}]") from None
         self._sideloads = ()
         self._index = index
@@ -199,12 +283,12 @@ class _UserIndex:
             index = self._index if self._index is not None else self._build()
             found = index.get(user_id)
             if found is not None:
-                user = _decode_user(*found)
+                user = _decode_user(*found, self._cache)
                 self._decoded[user_id] = user
                 return user
         if inline == _NULL:
             return None
-        user = _decode_user(inline, f"$.activities[id={activity_id}].{key}")
+        user = _decode_user(inline, f"$.activities[id={activity_id}].{key}", self._cache)
         self._decoded.setdefault(user.id if user_id is None else user_id, user)
         return user
 
@@ -217,16 +301,20 @@ class Activity(msgspec.Struct, kw_only=True):
 
     ``actor`` and ``user`` are resolved lazily, on first read, and cached per page; ``object`` and
     ``target`` are decoded when read. Everything else is decoded with the page.
+
+    Decoding refuses (:class:`~zdactivity.DecodeError`) ids that do not fit a signed 64-bit
+    integer, and a ``created_at`` / ``updated_at`` without a UTC offset or outside the years
+    3..9997 (so that converting to UTC and moving by up to a year never overflows).
     """
 
-    id: int
+    id: _Int64
     url: str | None = None
     verb: str = ""
     title: str = ""
-    actor_id: int | None = None
-    user_id: int | None = None
-    created_at: datetime
-    updated_at: datetime | None = None
+    actor_id: _Int64 | None = None
+    user_id: _Int64 | None = None
+    created_at: _AwareTime
+    updated_at: _AwareTime | None = None
     _object: msgspec.Raw = msgspec.field(default=_EMPTY, name="object")
     _target: msgspec.Raw = msgspec.field(default=_EMPTY, name="target")
     _actor: msgspec.Raw = msgspec.field(default=_NULL, name="actor")
@@ -388,7 +476,7 @@ class ActivityPage:
 
 
 class _Id(msgspec.Struct):
-    id: int
+    id: _Int64
 
 
 _ID_DECODER: Final = msgspec.json.Decoder(_Id)
@@ -407,7 +495,13 @@ def _snippet(raw: bytes | memoryview | msgspec.Raw, limit: int = 120) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _decode_error(exc: msgspec.DecodeError, raw: msgspec.Raw, base: str) -> DecodeError:
+def _decode_error(
+    exc: msgspec.DecodeError | RecursionError, raw: msgspec.Raw, base: str
+) -> DecodeError:
+    if isinstance(exc, RecursionError):  # msgspec recurses into arrays and objects, even skipped
+        return DecodeError(
+            f"JSON nested too deeply - at `{base}`", snippet=_snippet(raw), path=base
+        )
     message = str(exc)
     path = base
     if " - at `$" in message:
@@ -416,48 +510,93 @@ def _decode_error(exc: msgspec.DecodeError, raw: msgspec.Raw, base: str) -> Deco
     return DecodeError(f"{message} - at `{path}`", snippet=_snippet(raw), path=path)
 
 
-class _RecentUsers:
-    """The last decoded user records, by their exact JSON bytes.
+DEFAULT_USER_CACHE_SIZE: Final = 512
+DEFAULT_USER_CACHE_BYTES: Final = 8 * 1024 * 1024
+
+
+class UserCache:
+    """A client's last decoded user records, by their exact JSON bytes.
 
     A stream repeats the same actors page after page; a byte-identical record decodes to an
-    equal (frozen) User, so it is decoded once and shared. Bounded: at most ``size`` records.
+    equal, immutable :class:`User`, so it is decoded once and shared. One cache per client (its
+    ``with_auth`` views share it: one account), emptied when the client closes.
+
+    Bounded twice: at most ``size`` records, and at most ``max_bytes`` by an estimate of their
+    memory (twice the record's JSON size, for the bytes kept as its key and its decoded copy, plus
+    512 bytes). The oldest records go first; a record over an eighth of ``max_bytes`` is not kept.
+    ``size=0`` or ``max_bytes=0`` turns the cache off.
     """
 
-    __slots__ = ("_users", "size")
+    __slots__ = ("_users", "closed", "max_bytes", "nbytes", "size")
 
-    def __init__(self, size: int) -> None:
+    def __init__(
+        self, size: int = DEFAULT_USER_CACHE_SIZE, max_bytes: int = DEFAULT_USER_CACHE_BYTES
+    ) -> None:
+        for name, value in (("size", size), ("max_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"user cache {name} must be an int >= 0, not {value!r}")
         self.size = size
+        self.max_bytes = max_bytes
+        self.nbytes = 0  # the estimate of what the kept records hold
+        self.closed = False
         self._users: dict[bytes, User] = {}
 
     def get(self, key: bytes) -> User | None:
+        """The record decoded from exactly ``key``, if kept."""
         return self._users.get(key)
 
     def add(self, key: bytes, user: User) -> None:
+        """Keep ``user`` (decoded from ``key``), evicting the oldest records to make room."""
+        cost = _cost(key)
+        if self.closed or cost * 8 > self.max_bytes or not self.size or key in self._users:
+            return
         users = self._users
-        if len(users) >= self.size:
-            del users[next(iter(users))]  # the oldest
+        while users and (len(users) >= self.size or self.nbytes + cost > self.max_bytes):
+            oldest = next(iter(users))
+            del users[oldest]
+            self.nbytes -= _cost(oldest)
         users[key] = user
+        self.nbytes += cost
 
     def clear(self) -> None:
+        """Forget every record."""
         self._users.clear()
+        self.nbytes = 0
+
+    def close(self) -> None:
+        """Forget every record and keep none from now on (the client is closed)."""
+        self.closed = True
+        self.clear()
 
     def __len__(self) -> int:
         return len(self._users)
 
+    def __repr__(self) -> str:
+        return (
+            f"UserCache({len(self._users)}/{self.size} records, "
+            f"{self.nbytes:,}/{self.max_bytes:,} bytes)"
+        )
 
-_RECENT_USERS: Final = _RecentUsers(512)
+
+def _cost(key: bytes) -> int:
+    """The estimated memory of a cached record: its JSON bytes (the key), its decoded copy (about
+    as large) and the objects' overhead."""
+    return 2 * len(key) + 512
 
 
-def _decode_user(raw: msgspec.Raw, where: str) -> User:
-    key = bytes(raw)
-    user = _RECENT_USERS.get(key)
-    if user is not None:
-        return user
+def _decode_user(raw: msgspec.Raw, where: str, cache: UserCache | None = None) -> User:
+    key = None
+    if cache is not None:
+        key = bytes(raw)
+        user = cache.get(key)
+        if user is not None:
+            return user
     try:
         user = _USER_DECODER.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise _decode_error(exc, raw, where) from None
-    _RECENT_USERS.add(key, user)
+    if cache is not None and key is not None:
+        cache.add(key, user)
     return user
 
 
@@ -474,8 +613,20 @@ def _decode_content(raw: msgspec.Raw, where: str) -> Content:
             if decoder is not None:
                 try:
                     typed[name] = decoder.decode(part)
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, RecursionError) as exc:
                     raise _decode_error(exc, part, f"{where}.{name}") from None
         return Content(kind=kind, data=data, **typed)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise _decode_error(exc, raw, where) from None
+
+
+def _check_years(activity: Activity, where: str) -> None:
+    """Refuse an activity whose times are out of :data:`MIN_YEAR`..:data:`MAX_YEAR`."""
+    for name, value in (("created_at", activity.created_at), ("updated_at", activity.updated_at)):
+        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
+            path = f"{where}.{name}"
+            raise DecodeError(
+                f"{name} {value.isoformat()} is outside the years {MIN_YEAR}..{MAX_YEAR}"
+                f" - at `{path}`",
+                path=path,
+            )

@@ -34,7 +34,18 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .models import Activity, ActivityCount, ActivityPage, _decode_error, _snippet, _UserIndex
+from .models import (
+    MAX_YEAR,
+    MIN_YEAR,
+    Activity,
+    ActivityCount,
+    ActivityPage,
+    UserCache,
+    _check_years,
+    _decode_error,
+    _snippet,
+    _UserIndex,
+)
 
 __all__ = [
     "MAX_OFFSET_PAGE",
@@ -92,7 +103,21 @@ class Request:
 
 # --- configuration --------------------------------------------------------------------------
 
-_DNS_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
+# re.ASCII: without it IGNORECASE folds non-ASCII letters onto ASCII ones (U+017F matches "s",
+# the Kelvin sign U+212A matches "k"), and a label that passed would name another host.
+_DNS_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE | re.ASCII)
+# Whitespace, C0/C1 controls and DEL: urlsplit silently drops some (tab, CR, LF), so
+# "https://acme.zendesk.com\n.evil.com" would otherwise become another host.
+_UNSAFE_URL_CHAR: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+# What a host name may hold (urlsplit lowercases it); anything else, "%2e" say, is refused.
+_HOST_NAME: Final = re.compile(r"[a-z0-9_.-]+", re.ASCII)
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
 
 
 def _is_loopback(host: str) -> bool:
@@ -109,15 +134,18 @@ def resolve_base_url(
 ) -> str:
     """Return the ``scheme://host[:port]`` every request goes to.
 
-    ``subdomain`` must be a DNS label (``acme`` for ``https://acme.zendesk.com``). ``base_url``
-    must use https, except on loopback hosts (the emulator) or with ``allow_http=True``.
+    ``subdomain`` must be an ASCII DNS label (``acme`` for ``https://acme.zendesk.com``).
+    ``base_url`` must use https, except on loopback hosts (the emulator) or with
+    ``allow_http=True``; surrounding whitespace is ignored, but whitespace or control characters
+    inside it, and non-ASCII characters (write an internationalized host in its ``xn--`` form),
+    are refused with ValueError.
     """
     if (subdomain is None) == (base_url is None):
         raise ValueError("give exactly one of subdomain= or base_url=")
     if subdomain is not None:
         if not isinstance(subdomain, str):
             raise TypeError(f"subdomain must be a str, not {type(subdomain).__name__}")
-        if not _DNS_LABEL.fullmatch(subdomain):
+        if not (subdomain.isascii() and _DNS_LABEL.fullmatch(subdomain)):
             raise ValueError(
                 f"subdomain {subdomain!r} is not a valid DNS label "
                 "(letters, digits and inner hyphens, at most 63 characters)"
@@ -126,8 +154,15 @@ def resolve_base_url(
     assert base_url is not None
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
+    base_url = base_url.strip()
+    if _UNSAFE_URL_CHAR.search(base_url):
+        raise ValueError("base_url must not contain whitespace or control characters")
+    if not base_url.isascii():
+        raise ValueError(
+            "base_url must be ASCII (write an internationalized host in its xn-- form)"
+        )
     try:
-        parts = urlsplit(base_url.strip())
+        parts = urlsplit(base_url)
         host = parts.hostname or ""
         port = parts.port
     except ValueError as exc:
@@ -136,6 +171,10 @@ def resolve_base_url(
         raise ValueError("base_url must look like https://acme.zendesk.com")
     if parts.username is not None or parts.password is not None:
         raise ValueError("base_url must not contain credentials; pass auth= instead")
+    if not (_HOST_NAME.fullmatch(host) or _is_ipv6(host)):
+        raise ValueError(
+            "base_url's host must be a DNS name (letters, digits, '-', '_' and dots) or an IP"
+        )
     if parts.path.strip("/") or parts.query or parts.fragment:
         raise ValueError("base_url must be a scheme and host only, like https://acme.zendesk.com")
     if parts.scheme == "http" and not (allow_http or _is_loopback(host)):
@@ -412,19 +451,31 @@ _COUNT_DECODER: Final = msgspec.json.Decoder(_CountBody)
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     try:
         return decoder.decode(body)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, RecursionError) as exc:
         raise _decode_error(exc, msgspec.Raw(body), "$") from None
     except msgspec.DecodeError as exc:
         what = "empty body" if not body.strip() else "body is not valid JSON"
         raise DecodeError(f"{what}: {exc}", snippet=_snippet(body)) from None
 
 
-def decode_page(body: bytes, *, request_id: str | None = None) -> ActivityPage:
-    """Decode a list response (cursor or offset). Sideloads stay raw until read."""
+def decode_page(
+    body: bytes, *, request_id: str | None = None, cache: UserCache | None = None
+) -> ActivityPage:
+    """Decode a list response (cursor or offset). Sideloads stay raw until read.
+
+    ``cache``: the client's :class:`~zdactivity.models.UserCache`, to share user records decoded
+    on earlier pages (without one, each user is decoded once per page).
+    """
     decoded: _PageBody = _decode(_PAGE_DECODER, body)
-    users = _UserIndex((("actors", decoded.actors), ("users", decoded.users)))
-    for activity in decoded.activities:
+    users = _UserIndex((("actors", decoded.actors), ("users", decoded.users)), cache)
+    activities = decoded.activities
+    for activity in activities:
         activity._users = users
+        updated = activity.updated_at
+        if not MIN_YEAR <= activity.created_at.year <= MAX_YEAR or (
+            updated is not None and not MIN_YEAR <= updated.year <= MAX_YEAR
+        ):
+            _check_years(activity, f"$.activities[{activities.index(activity)}]")
     meta = decoded.meta
     if meta is not None:
         return ActivityPage(
@@ -445,16 +496,24 @@ def decode_page(body: bytes, *, request_id: str | None = None) -> ActivityPage:
     )
 
 
-def decode_activity(body: bytes) -> Activity:
-    """Decode a show response."""
+def decode_activity(body: bytes, *, cache: UserCache | None = None) -> Activity:
+    """Decode a show response (``cache`` as for :func:`decode_page`)."""
     activity: Activity = _decode(_SHOW_DECODER, body).activity
-    activity._users = _UserIndex()
+    _check_years(activity, "$.activity")
+    activity._users = _UserIndex((), cache)
     return activity
 
 
 def decode_count(body: bytes) -> ActivityCount:
     """Decode a count response."""
     count: ActivityCount = _decode(_COUNT_DECODER, body).count
+    refreshed = count.refreshed_at
+    if refreshed is not None and not MIN_YEAR <= refreshed.year <= MAX_YEAR:
+        raise DecodeError(
+            f"refreshed_at {refreshed.isoformat()} is outside the years {MIN_YEAR}..{MAX_YEAR}"
+            " - at `$.count.refreshed_at`",
+            path="$.count.refreshed_at",
+        )
     return count
 
 
@@ -572,10 +631,13 @@ _BODY_LIMIT: Final = 2000
 def _error_details(body: bytes) -> tuple[str | None, str | None]:
     """Zendesk's error code and description, from any of its body shapes."""
     try:
-        data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+        return _details_of(msgspec.json.decode(body))
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested too deeply to read
         text = _SPACE.sub(" ", _TAG.sub(" ", body[:_BODY_LIMIT].decode("utf-8", "replace")))
         return None, text.strip()[:200] or None
+
+
+def _details_of(data: object) -> tuple[str | None, str | None]:
     if not isinstance(data, dict):
         return None, None
     error, errors = data.get("error"), data.get("errors")
