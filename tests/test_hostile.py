@@ -1472,4 +1472,16 @@ def test_the_user_cache_evicts_the_oldest_records_to_stay_under_its_byte_cap() -
     assert len(cache) == 0 and cache.nbytes == 0
 
 
+async def test_a_custom_auth_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    class Smuggler:
+        def authorization(self) -> str:
+            return "Bearer s3cret\r\nX-Evil: 1"
+
+    async with HostileServer(respond(page([]))) as server, server.client(auth=Smuggler()) as zd:
+        with pytest.raises(ValueError, match="control character") as info:
+            await zd.activities.count()
+    assert "s3cret" not in str(info.value) and info.value.__context__ is None
+    assert server.requests == []
+
+
 # (end of security)

@@ -339,13 +339,14 @@ class Client(AsyncClosing):
         while True:
             attempt += 1
             generation = auth.generation if isinstance(auth, OAuthToken) else 0
+            authorization = _authorization(auth)
             sent = policy.clock()
             status = request_id = None
             try:
                 shared.stats.requests += 1
                 # The limiter's sleeps count against max_time like the retry delays do.
                 budget = policy.max_time - (sent - started)
-                response = await self._send_once(request, auth.authorization(), budget=budget)
+                response = await self._send_once(request, authorization, budget=budget)
                 status = response.status
                 shared.stats.bytes_received += len(response.body)
                 request_id = protocol.request_id_from_headers(response.headers)
@@ -634,6 +635,17 @@ class ActivitiesAPI:
         return await self._client.call(
             protocol.count_request(), lambda r: protocol.decode_count(r.body)
         )
+
+
+def _authorization(auth: Auth) -> str:
+    """The header value of ``auth``; a custom ``Auth`` may not smuggle a line break into it."""
+    value = auth.authorization()
+    if not isinstance(value, str) or _unusable(value) is not None:
+        raise ValueError(
+            f"the Authorization value from {type(auth).__name__} is empty or contains a control "
+            "character (CR, LF, NUL...); nothing was sent"
+        )
+    return value
 
 
 def _check_auth(auth: object) -> Auth:
