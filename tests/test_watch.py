@@ -257,7 +257,7 @@ def test_watch_options_are_checked_once_with_the_protocols_page_size_limit() -> 
         {"since": datetime(2026, 11, 1)},  # naive
     ):
         with pytest.raises(ValueError):
-            zdactivity.WatchOptions(**bad)  # type: ignore[arg-type]
+            zdactivity.WatchOptions(**bad)
     with pytest.raises(TypeError):
         zdactivity.WatchOptions(page_size="10")  # type: ignore[arg-type]
     with pytest.raises(ValueError):

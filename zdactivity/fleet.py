@@ -36,12 +36,12 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Unpack
 
 from ._aio import AsyncClosing
-from ._signals import on_signals
+from ._signals import STOP_SIGNALS, on_signals
 from .checkpoint import CheckpointStore
 from .client import Client
 from .models import Activity
@@ -125,9 +125,7 @@ class Fleet(AsyncClosing):
             self._stopping = asyncio.Event()
         self._stopping.set()
 
-    def install_signal_handlers(
-        self, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
-    ) -> None:
+    def install_signal_handlers(self, signals: Iterable[signal.Signals] = STOP_SIGNALS) -> None:
         """Make these signals call :meth:`stop` (Unix event loops only)."""
         on_signals(asyncio.get_running_loop(), signals, lambda _signum: self.stop())
 
@@ -213,7 +211,7 @@ class Fleet(AsyncClosing):
                 except _Stopping:
                     return
 
-    async def stream(self) -> AsyncIterator[tuple[str, Activity]]:
+    async def stream(self) -> AsyncGenerator[tuple[str, Activity], None]:
         """Like :meth:`run`, as an async iterator of ``(key, activity)``.
 
         An activity counts as handled (and is committed) when the consumer asks for the next

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import ClassVar, Final, TypedDict
+from typing import ClassVar, Final, TypedDict, Unpack
 
 import msgspec
 
@@ -113,12 +113,14 @@ class WatchOptions:
         if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
             raise ValueError(f"max_pages_per_poll must be a positive int, not {pages!r}")
 
-    def replace(self, **changes: object) -> WatchOptions:
+    def replace(self, **changes: Unpack[WatchSettings]) -> WatchOptions:
         """A copy with ``changes`` (checked like the original)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)
 
     @classmethod
-    def build(cls, options: WatchOptions | None = None, **settings: object) -> WatchOptions:
+    def build(
+        cls, options: WatchOptions | None = None, **settings: Unpack[WatchSettings]
+    ) -> WatchOptions:
         """``options`` (or the defaults) with the keyword ``settings`` given on top."""
         if options is not None and not isinstance(options, WatchOptions):
             raise TypeError(f"options must be a WatchOptions, not {type(options).__name__}")
@@ -165,10 +167,7 @@ class ActivityWatcher:
     ) -> None:
         """Follow the listing that ``fetch_page`` (one request in, one decoded page out)
         serves, as ``options`` say. ``client.activities.watch()`` makes one."""
-        if options is None:
-            options = WatchOptions()
-        elif not isinstance(options, WatchOptions):
-            raise TypeError(f"options must be a WatchOptions, not {type(options).__name__}")
+        options = WatchOptions.build(options)
         if checkpoint is not None and not key:
             raise ValueError("a checkpoint store needs key= (the agent's name in the store)")
         self.options = options
