@@ -57,7 +57,7 @@ from .pagination import ActivityPager, PageIterator
 from .ratelimit import RateLimiter, RateLimitState
 from .retry import RetryPolicy
 from .transport import Timeout
-from .watch import ActivityWatcher
+from .watch import ActivityWatcher, WatchOptions
 
 __all__ = [
     "SYSTEM_USER",
@@ -108,6 +108,7 @@ __all__ = [
     "Timeout",
     "TransportError",
     "User",
+    "WatchOptions",
     "ZendeskError",
     "__version__",
     "fan_out",

@@ -32,6 +32,7 @@ from typing import Final, Generic, TypeVar, cast
 from .client import Client
 from .errors import ZendeskError
 from .models import Activity, ActivityPage
+from .protocol import MAX_PAGE_SIZE
 
 __all__ = ["AgentError", "fan_out"]
 
@@ -64,7 +65,7 @@ async def fan_out(
     clients: Mapping[K, Client],
     *,
     since: datetime | str | None = None,
-    page_size: int = 100,
+    page_size: int = MAX_PAGE_SIZE,
     concurrency: int = 50,
 ) -> AsyncIterator[tuple[K, Activity]]:
     """Yield ``(key, activity)`` for every activity of every client's stream, as pages arrive.
