@@ -10,22 +10,20 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
+from conftest import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, Clock, basic, running_emulator
 
 from zdactivity.testing import Agent, Emulator, Fault
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 LIST = "/api/v2/activities.json"
 COUNT = "/api/v2/activities/count.json"
 TOKENS = "/oauth/tokens"
-CLIENT = {"client_id": "zdactivity-emulator", "client_secret": "emulator-secret"}
+CLIENT = {"client_id": EMULATOR_CLIENT_ID, "client_secret": EMULATOR_CLIENT_SECRET}
 INVALID_TOKEN = {
     "error": "invalid_token",
     "error_description": "The access token provided is expired, revoked, malformed or invalid "
@@ -39,36 +37,13 @@ JSON_TYPE = "application/json; charset=utf-8"
 SHORT_READ = aiohttp.ClientTimeout(total=5, sock_read=0.2)
 
 
-class Clock:
-    """Settable wall clock and monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-        self.mono = 1000.0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def basic(agent: Agent) -> dict[str, str]:
-    token = base64.b64encode(f"{agent.email}/token:{agent.api_token}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-@asynccontextmanager
-async def running(**kwargs: Any) -> AsyncIterator[tuple[Emulator, aiohttp.ClientSession]]:
-    kwargs.setdefault("clock", Clock())
-    kwargs.setdefault("agents", 2)
-    kwargs.setdefault("activities_per_agent", 10)
-    async with Emulator(**kwargs) as emu, aiohttp.ClientSession(base_url=emu.url) as session:
-        yield emu, session
+def running(**kwargs: Any) -> AbstractAsyncContextManager[tuple[Emulator, aiohttp.ClientSession]]:
+    """A small account: 2 agents with 10 activities each, unless told otherwise."""
+    return running_emulator(**{"agents": 2, "activities_per_agent": 10, **kwargs})
 
 
 async def call(

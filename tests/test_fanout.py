@@ -7,27 +7,14 @@ import contextlib
 import gc
 import tracemalloc
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
+from conftest import token
 
 import zdactivity
-from zdactivity.testing import Agent, Emulator
+from zdactivity.testing import Emulator
 
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
-
-
-def token(agent: Agent) -> zdactivity.APIToken:
-    return zdactivity.APIToken(agent.email, agent.api_token)
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(
-        seed=21, agents=30, activities_per_agent=45, rate_limit=100_000, clock=lambda: NOW
-    ) as emulator:
-        yield emulator
+pytestmark = pytest.mark.emulator(seed=21, agents=30, activities_per_agent=45, rate_limit=100_000)
 
 
 def views(emu: Emulator, root: zdactivity.Client) -> dict[int, zdactivity.Client]:
