@@ -964,18 +964,35 @@ def test_a_single_activity_or_a_content_nested_3000_deep_is_a_decode_error() -> 
     show = {"activity": activity(1, extra=msgspec.Raw(deep.encode()))}
     with pytest.raises(zdactivity.DecodeError):
         p.decode_activity(msgspec.json.encode(show))
-    # What is decoded lazily, when read (object, target, actor, user), is guarded as well.
-    raw = msgspec.Raw(b'{"change": {"field": "f", "value": ' + deep.encode() + b"}}")
-    with pytest.raises(zdactivity.DecodeError, match="nested too deeply"):
-        models._decode_content(raw, "$.activity.object")
-    raw = msgspec.Raw(b'{"id": 7, "user_fields": {"a": ' + deep.encode() + b"}}")
-    with pytest.raises(zdactivity.DecodeError, match="nested too deeply"):
-        models._decode_user(raw, "$.activity.actor")
-    token = msgspec.json.encode(
-        {"access_token": "a", "refresh_token": "r", "x": msgspec.Raw(deep.encode())}
-    )
-    with pytest.raises(zdactivity.AuthenticationError):
-        zdactivity.client._token_pair(200, token)
+    # What may be decoded lazily, when read (object, target, actor), is guarded as well: the
+    # error comes at decode time or on first access, never as a RecursionError.
+    change = msgspec.Raw(b'{"change": {"field": "f", "value": ' + deep.encode() + b"}}")
+    user = msgspec.Raw(b'{"id": 7, "user_fields": {"a": ' + deep.encode() + b"}}")
+    for fields, read in [
+        ({"object": change}, lambda a: a.object),
+        ({"target": change}, lambda a: a.target),
+        ({"actor": user}, lambda a: a.actor),
+    ]:
+        body = msgspec.json.encode({"activity": activity(1, **fields)})
+        with pytest.raises(zdactivity.DecodeError, match="nested too deeply"):
+            read(p.decode_activity(body))
+
+
+async def test_a_token_answer_nested_3000_deep_is_an_authentication_error() -> None:
+    deep = msgspec.Raw(_nest(3000).encode())
+    tokens = {"access_token": "a", "refresh_token": "r", "x": deep}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/oauth/tokens":
+            return json_response(tokens)
+        return json_response({"error": "Couldn't authenticate you"}, status=401)
+
+    auth = zdactivity.OAuthToken("s3cret-token", refresh_token="r3fresh", client_id="c")
+    async with HostileServer(handler) as server, server.client(auth=auth) as zd:
+        with pytest.raises(zdactivity.AuthenticationError, match="no token pair"):
+            await zd.activities.count()
+        # The answer was refused, not half-used: nothing was sent with what it held.
+        assert server.paths == ["/api/v2/activities/count", "/oauth/tokens"]
 
 
 @pytest.mark.parametrize(
