@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from aiohttp import web
 from conftest import EMULATOR_NOW as NOW
-from conftest import Clock, basic
+from conftest import Clock, basic, wait_until
 from conftest import running_emulator as running
 
 from zdactivity.testing import Agent, Emulator, RecordedRequest
@@ -687,10 +687,7 @@ async def test_in_flight_counts_concurrent_requests() -> None:
                 return resp.status
 
         tasks = [asyncio.create_task(call()) for _ in range(3)]
-        for _ in range(200):
-            if emu.in_flight == 3:
-                break
-            await asyncio.sleep(0.005)
+        await wait_until(lambda: emu.in_flight == 3)
         assert emu.in_flight == 3 and emu.max_in_flight == 3
         release.set()
         assert await asyncio.gather(*tasks) == [200, 200, 200]
