@@ -39,6 +39,13 @@ async def start_worker(config: Path) -> asyncio.subprocess.Process:
     )
 
 
+def alive(worker: asyncio.subprocess.Process) -> bool:
+    """True while the worker runs; a worker that died on its own fails the test at once."""
+    if worker.returncode is not None:
+        raise AssertionError(f"the worker exited with {worker.returncode}")
+    return True
+
+
 def handled(out: Path) -> list[tuple[str, int]]:
     """Every complete line the worker wrote (a partial last line is not a delivery yet)."""
     if not out.exists():
@@ -70,8 +77,9 @@ async def test_a_fleet_killed_with_sigkill_and_restarted_loses_nothing(tmp_path:
         seeded = want()
         worker = await start_worker(config)
         try:
-            async with asyncio.timeout(20):
-                await wait_until(lambda: len(handled(out)) >= len(seeded) // 3, within=20)
+            await wait_until(
+                lambda: alive(worker) and len(handled(out)) >= len(seeded) // 3, within=20
+            )
         finally:
             worker.send_signal(signal.SIGKILL)
             await worker.wait()
@@ -86,7 +94,7 @@ async def test_a_fleet_killed_with_sigkill_and_restarted_loses_nothing(tmp_path:
 
         worker = await start_worker(config)
         try:
-            await wait_until(lambda: set(handled(out)) >= want(), within=20)
+            await wait_until(lambda: alive(worker) and set(handled(out)) >= want(), within=20)
             worker.send_signal(signal.SIGTERM)  # a graceful stop, once everything is in
             async with asyncio.timeout(10):
                 assert await worker.wait() == 0
