@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
+from conftest import NOW, token
 
 import zdactivity
 from zdactivity import protocol
 from zdactivity.pagination import PageIterator
 from zdactivity.testing import Agent, Emulator
 
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 NO_RETRY = zdactivity.RetryPolicy.no_retry()
 
 
-def token(agent: Agent) -> zdactivity.APIToken:
-    return zdactivity.APIToken(agent.email, agent.api_token)
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(seed=1, agents=3, activities_per_agent=60, clock=lambda: NOW) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def client(emu: Emulator) -> AsyncIterator[zdactivity.Client]:
-    async with zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0])) as zd:
-        yield zd
+pytestmark = pytest.mark.emulator(seed=1, agents=3, activities_per_agent=60)
 
 
 def ids(activities: list[zdactivity.Activity]) -> list[int]:

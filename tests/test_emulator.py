@@ -6,9 +6,7 @@ import asyncio
 import base64
 import gzip
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,11 +14,13 @@ import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
+from conftest import EMULATOR_NOW as NOW
+from conftest import Clock, basic, wait_until
+from conftest import running_emulator as running
 
 from zdactivity.testing import Agent, Emulator, RecordedRequest
 from zdactivity.testing._server import Route
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 USER_KEYS = {
     "active", "alias", "created_at", "custom_role_id", "default_group_id", "details", "email",
     "external_id", "iana_time_zone", "id", "last_login_at", "locale", "locale_id", "moderator",
@@ -36,34 +36,8 @@ ACTIVITY_KEYS = [
 LIST = "/api/v2/activities.json"
 
 
-class Clock:
-    """Settable wall clock and monotonic clock."""
-
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-        self.mono = 1000.0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-
-def basic(agent: Agent) -> dict[str, str]:
-    token = base64.b64encode(f"{agent.email}/token:{agent.api_token}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
 def bearer(agent: Agent) -> dict[str, str]:
     return {"Authorization": f"Bearer {agent.oauth_token}"}
-
-
-@asynccontextmanager
-async def running(**kwargs: Any) -> AsyncIterator[tuple[Emulator, aiohttp.ClientSession]]:
-    kwargs.setdefault("clock", Clock())
-    async with Emulator(**kwargs) as emu, aiohttp.ClientSession(base_url=emu.url) as session:
-        yield emu, session
 
 
 async def get(
@@ -713,10 +687,7 @@ async def test_in_flight_counts_concurrent_requests() -> None:
                 return resp.status
 
         tasks = [asyncio.create_task(call()) for _ in range(3)]
-        for _ in range(200):
-            if emu.in_flight == 3:
-                break
-            await asyncio.sleep(0.005)
+        await wait_until(lambda: emu.in_flight == 3)
         assert emu.in_flight == 3 and emu.max_in_flight == 3
         release.set()
         assert await asyncio.gather(*tasks) == [200, 200, 200]

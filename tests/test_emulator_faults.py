@@ -10,22 +10,27 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
+from conftest import (
+    EMULATOR_CLIENT_ID,
+    EMULATOR_CLIENT_SECRET,
+    Clock,
+    basic,
+    running_emulator,
+    wait_until,
+)
 
 from zdactivity.testing import Agent, Emulator, Fault
 
-NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 LIST = "/api/v2/activities.json"
 COUNT = "/api/v2/activities/count.json"
 TOKENS = "/oauth/tokens"
-CLIENT = {"client_id": "zdactivity-emulator", "client_secret": "emulator-secret"}
+CLIENT = {"client_id": EMULATOR_CLIENT_ID, "client_secret": EMULATOR_CLIENT_SECRET}
 INVALID_TOKEN = {
     "error": "invalid_token",
     "error_description": "The access token provided is expired, revoked, malformed or invalid "
@@ -39,36 +44,13 @@ JSON_TYPE = "application/json; charset=utf-8"
 SHORT_READ = aiohttp.ClientTimeout(total=5, sock_read=0.2)
 
 
-class Clock:
-    """Settable wall clock and monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-        self.mono = 1000.0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def basic(agent: Agent) -> dict[str, str]:
-    token = base64.b64encode(f"{agent.email}/token:{agent.api_token}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-@asynccontextmanager
-async def running(**kwargs: Any) -> AsyncIterator[tuple[Emulator, aiohttp.ClientSession]]:
-    kwargs.setdefault("clock", Clock())
-    kwargs.setdefault("agents", 2)
-    kwargs.setdefault("activities_per_agent", 10)
-    async with Emulator(**kwargs) as emu, aiohttp.ClientSession(base_url=emu.url) as session:
-        yield emu, session
+def running(**kwargs: Any) -> AbstractAsyncContextManager[tuple[Emulator, aiohttp.ClientSession]]:
+    """A small account: 2 agents with 10 activities each, unless told otherwise."""
+    return running_emulator(**{"agents": 2, "activities_per_agent": 10, **kwargs})
 
 
 async def call(
@@ -262,10 +244,7 @@ async def test_stall_until_the_client_gives_up() -> None:
             await call(session, LIST, bearer(emu.agents[0].oauth_token), timeout=SHORT_READ)
         assert 0.2 <= time.monotonic() - start < 1.0
         # the emulator notices the client left: the request ends, recorded as "nothing sent"
-        for _ in range(100):
-            if emu.in_flight == 0:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: emu.in_flight == 0)
         assert emu.in_flight == 0 and emu.max_in_flight == 1
         assert [(r.status, r.fault) for r in emu.requests] == [(0, Fault.stall())]
         assert await status_of(session, LIST, emu.agents[0]) == 200
@@ -281,10 +260,7 @@ async def test_stall_mid_body_is_a_read_timeout() -> None:
             assert int(resp.headers["Content-Length"]) > 0
             with pytest.raises(asyncio.TimeoutError):
                 await resp.read()
-        for _ in range(100):
-            if emu.in_flight == 0:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: emu.in_flight == 0)
         assert emu.in_flight == 0
         assert [r.status for r in emu.requests] == [200]
 
@@ -296,10 +272,7 @@ async def test_stalled_requests_count_in_flight() -> None:
         tasks = [
             asyncio.create_task(call(session, LIST, headers, timeout=SHORT_READ)) for _ in range(2)
         ]
-        for _ in range(100):
-            if emu.in_flight == 2:
-                break
-            await asyncio.sleep(0.005)
+        await wait_until(lambda: emu.in_flight == 2)
         assert emu.in_flight == 2 and emu.max_in_flight == 2
         results = await asyncio.gather(*tasks, return_exceptions=True)
         assert all(isinstance(r, asyncio.TimeoutError) for r in results)
@@ -313,10 +286,7 @@ async def test_stop_is_prompt_with_stalled_requests(caplog: pytest.LogCaptureFix
         headers = bearer(emu.agents[0].oauth_token)
         emu.inject(Fault.stall(), Fault.stall(), Fault.stall_mid_body(), Fault.latency(30))
         tasks = [asyncio.create_task(call(session, LIST, headers)) for _ in range(3)]
-        for _ in range(200):
-            if emu.in_flight == 3:
-                break
-            await asyncio.sleep(0.005)
+        await wait_until(lambda: emu.in_flight == 3)
         assert emu.in_flight == 3
         start = time.monotonic()
         await emu.stop()
@@ -336,10 +306,7 @@ async def test_stop_right_after_the_client_left_a_stalled_request(
         async with aiohttp.ClientSession(base_url=emu.url) as session:
             emu.inject(Fault.stall())
             task = asyncio.create_task(call(session, LIST, bearer(emu.agents[0].oauth_token)))
-            for _ in range(200):
-                if emu.in_flight == 1:
-                    break
-                await asyncio.sleep(0.005)
+            await wait_until(lambda: emu.in_flight == 1)
             assert emu.in_flight == 1
         # closing the session drops the connection; aiohttp retries the GET on a new one
         # while the emulator is already stopping (the usual order of `async with` exits)

@@ -7,27 +7,17 @@ import contextlib
 import gc
 import tracemalloc
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 
 import pytest
+from conftest import token
 
 import zdactivity
-from zdactivity.testing import Agent, Emulator
+import zdactivity.testing
+from zdactivity.testing import Emulator, Fault
 
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
-
-
-def token(agent: Agent) -> zdactivity.APIToken:
-    return zdactivity.APIToken(agent.email, agent.api_token)
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(
-        seed=21, agents=30, activities_per_agent=45, rate_limit=100_000, clock=lambda: NOW
-    ) as emulator:
-        yield emulator
+pytestmark = pytest.mark.emulator(seed=21, agents=30, activities_per_agent=45, rate_limit=100_000)
 
 
 def views(emu: Emulator, root: zdactivity.Client) -> dict[int, zdactivity.Client]:
@@ -152,3 +142,143 @@ async def test_memory_stays_bounded_as_the_fan_out_grows() -> None:
     large = await _peak_memory(60)  # six times the agents and activities
     print(f"\nfan-out peak traced memory: 10 agents {small:,} B, 60 agents {large:,} B")
     assert large < small * 1.5
+
+
+# -- the specification, continued: backpressure, cancellation, ordering, partial failure ------
+
+
+def list_requests(emu: Emulator) -> int:
+    """Page requests that reached the emulator (answered or still being answered)."""
+    return sum(r.path.startswith("/api/v2/activities") for r in emu.requests) + emu.in_flight
+
+
+async def test_a_stalled_consumer_holds_at_most_two_pages_per_worker(emu: Emulator) -> None:
+    """The queue has ``concurrency`` slots and each worker holds one more page while it waits:
+    a consumer that stops reading stops the fetching at ``2 * concurrency + 1`` pages."""
+    concurrency = 4
+    async with zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0])) as root:
+        stream = zdactivity.fan_out(views(emu, root), page_size=5, concurrency=concurrency)
+        async with contextlib.aclosing(stream):
+            await anext(stream)  # the consumer takes one activity, then does something else
+            await asyncio.sleep(0.3)
+            fetched = list_requests(emu)
+            await asyncio.sleep(0.3)
+            assert list_requests(emu) == fetched  # stopped, not just slowed down
+            assert concurrency + 1 <= fetched <= 2 * concurrency + 1
+            # Reading on releases the workers again.
+            for _ in range(100):
+                await anext(stream)
+            assert list_requests(emu) > fetched
+
+
+def client_tasks() -> list[asyncio.Task[object]]:
+    """Tasks running client code (not the emulator's, not this test's)."""
+    package = str(Path(zdactivity.__file__).parent)
+    testing = str(Path(zdactivity.testing.__file__).parent)
+    current = asyncio.current_task()
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task is not current
+        and any(
+            f.f_code.co_filename.startswith(package)
+            and not f.f_code.co_filename.startswith(testing)
+            for f in task.get_stack()
+        )
+    ]
+
+
+async def test_leaving_early_leaves_no_task_and_sends_nothing_more(emu: Emulator) -> None:
+    emu.latency = 0.02
+    async with zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0])) as root:
+        stream = zdactivity.fan_out(views(emu, root), page_size=5, concurrency=10)
+        async with contextlib.aclosing(stream):
+            async for _ in stream:
+                if emu.in_flight >= 5:  # requests on the wire right now
+                    break
+        assert client_tasks() == []  # every worker is gone once aclose returns
+        sent = list_requests(emu)
+        await asyncio.sleep(0.1)
+        assert list_requests(emu) == sent  # and none of them sends another request
+        # The shared client is unharmed: the next call works.
+        assert (await root.activities.count()).value > 0
+
+
+async def test_with_one_worker_agents_come_one_after_another_in_the_given_order(
+    emu: Emulator,
+) -> None:
+    agents = emu.agents[:5]
+    async with zdactivity.Client(base_url=emu.url, auth=token(agents[0])) as root:
+        clients = {a.user_id: root.with_auth(token(a)) for a in reversed(agents)}
+        got = [
+            (key, activity.id)
+            async for key, activity in zdactivity.fan_out(clients, page_size=7, concurrency=1)
+        ]
+    want = [(a.user_id, act["id"]) for a in reversed(agents) for act in emu.activities_for(a)]
+    assert got == want
+
+
+async def test_with_many_workers_agents_interleave_each_in_its_own_order(emu: Emulator) -> None:
+    emu.latency = 0.005  # pages of different agents arrive while others are being read
+    async with zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0])) as root:
+        got = [
+            (key, activity.id)
+            async for key, activity in zdactivity.fan_out(
+                views(emu, root), page_size=5, concurrency=6
+            )
+        ]
+    keys = [key for key, _ in got]
+    finished_before_next_started = all(
+        keys.index(b) > len(keys) - 1 - keys[::-1].index(a)
+        for a, b in zip(dict.fromkeys(keys), list(dict.fromkeys(keys))[1:], strict=False)
+    )
+    assert not finished_before_next_started  # interleaved, not one agent after another
+    for agent in emu.agents:
+        mine = [activity_id for key, activity_id in got if key == agent.user_id]
+        assert mine == [a["id"] for a in emu.activities_for(agent)]
+
+
+async def test_an_agent_failing_mid_stream_keeps_what_it_delivered_and_stops(
+    emu: Emulator,
+) -> None:
+    victim = emu.agents[3]
+    async with zdactivity.Client(
+        base_url=emu.url, auth=token(emu.agents[0]), retry=zdactivity.RetryPolicy.no_retry()
+    ) as root:
+        got: dict[int, list[int]] = defaultdict(list)
+        with pytest.raises(ExceptionGroup) as info:
+            async for key, activity in zdactivity.fan_out(
+                views(emu, root), page_size=5, concurrency=4
+            ):
+                if key == victim.user_id and not got[key]:
+                    emu.inject(Fault.status(403), agent=victim)  # its next page is refused
+                got[key].append(activity.id)
+    [failure] = info.value.exceptions
+    assert isinstance(failure, zdactivity.AgentError) and failure.key == victim.user_id
+    assert isinstance(failure.error, zdactivity.PermissionDeniedError)
+    want = [a["id"] for a in emu.activities_for(victim)]
+    delivered = got[victim.user_id]
+    assert 0 < len(delivered) < len(want) and delivered == want[: len(delivered)]  # a prefix
+    for agent in emu.agents:
+        if agent is not victim:
+            assert got[agent.user_id] == [a["id"] for a in emu.activities_for(agent)]
+
+
+async def test_since_and_page_size_apply_to_every_agent(emu: Emulator) -> None:
+    since = datetime.fromisoformat(emu.activities_for(emu.agents[0])[20]["created_at"])
+    async with zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0])) as root:
+        got: dict[int, list[int]] = defaultdict(list)
+        async for key, activity in zdactivity.fan_out(
+            views(emu, root), since=since, page_size=4, concurrency=5
+        ):
+            assert activity.created_at >= since
+            got[key].append(activity.id)
+    for agent in emu.agents:
+        want = [
+            a["id"]
+            for a in emu.activities_for(agent)
+            if datetime.fromisoformat(a["created_at"]) >= since
+        ]
+        assert got[agent.user_id] == want
+    sizes = {r.query.get("page[size]") for r in emu.requests if r.path.startswith("/api/v2/act")}
+    assert sizes == {"4"}

@@ -7,9 +7,10 @@ duplicate-free prefix; never a hang, never a raw aiohttp/msgspec exception.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aiohttp import web
+from conftest import NOW
 from fakes import FakeTime
 from hostile import HostileServer, activity, json_response, page
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,6 @@ from hypothesis import strategies as st
 import zdactivity
 from zdactivity.testing import Emulator, Fault
 
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 MAX_TRIES = 4
 
 RETRYABLE = {

@@ -8,20 +8,15 @@ import os
 import random
 import signal
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import NOW, token
 
 import zdactivity
 from zdactivity.checkpoint import MemoryCheckpointStore, SQLiteCheckpointStore
 from zdactivity.testing import Agent, Emulator
-
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
-
-
-def token(agent: Agent) -> zdactivity.APIToken:
-    return zdactivity.APIToken(agent.email, agent.api_token)
 
 
 def expected_pairs(emu: Emulator, agents: list[Agent]) -> set[tuple[str, int]]:

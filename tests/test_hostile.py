@@ -28,6 +28,7 @@ import msgspec
 import pytest
 import yarl
 from aiohttp import web
+from conftest import NOW, oauth_token, token
 from fakes import FakeTime
 from hostile import (
     Handler,
@@ -60,15 +61,10 @@ from zdactivity.protocol import (
     resume_request,
     resume_token,
 )
-from zdactivity.testing import Agent, Emulator, Fault
+from zdactivity.testing import Emulator, Fault
 
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = zdactivity.OAuthToken("s3cret-token")
-
-
-def token(agent: Agent) -> zdactivity.APIToken:
-    return zdactivity.APIToken(agent.email, agent.api_token)
 
 
 async def test_the_hostile_server_serves_a_page() -> None:
@@ -112,41 +108,42 @@ async def test_a_future_dated_activity_does_not_hide_the_ones_after_it(
         assert "ahead of the local clock" in caplog.text
 
 
-async def test_leaving_a_watch_with_break_commits_the_activity_taken_last() -> None:
-    async with Emulator(seed=2, agents=1, activities_per_agent=12, clock=lambda: NOW) as emu:
-        agent = emu.agents[0]
-        store = MemoryCheckpointStore()
-        async with zdactivity.Client(base_url=emu.url, auth=token(agent)) as zd:
-            first: list[int] = []
-            async with zd.activities.watch(checkpoint=store, key="a", clock=lambda: NOW) as s:
-                async for a in s:
-                    first.append(a.id)
-                    if len(first) == 3:
-                        break
-            rest: list[int] = []
-            async with zd.activities.watch(checkpoint=store, key="a", clock=lambda: NOW) as s:
-                async for a in s:
-                    rest.append(a.id)
-                    if len(first) + len(rest) == len(emu.activities_for(agent)):
-                        break
+@pytest.mark.emulator(seed=2, agents=1, activities_per_agent=12)
+async def test_leaving_a_watch_with_break_commits_the_activity_taken_last(
+    emu: Emulator, client: zdactivity.Client
+) -> None:
+    agent = emu.agents[0]
+    store = MemoryCheckpointStore()
+    first: list[int] = []
+    async with client.activities.watch(checkpoint=store, key="a", clock=lambda: NOW) as s:
+        async for a in s:
+            first.append(a.id)
+            if len(first) == 3:
+                break
+    rest: list[int] = []
+    async with client.activities.watch(checkpoint=store, key="a", clock=lambda: NOW) as s:
+        async for a in s:
+            rest.append(a.id)
+            if len(first) + len(rest) == len(emu.activities_for(agent)):
+                break
     assert not set(first) & set(rest)  # the third did not come again
     assert sorted(first + rest) == sorted(a["id"] for a in emu.activities_for(agent))
 
 
-async def test_an_exception_out_of_a_watch_leaves_the_activity_in_hand_uncommitted() -> None:
-    async with Emulator(seed=3, agents=1, activities_per_agent=5, clock=lambda: NOW) as emu:
-        agent = emu.agents[0]
-        store = MemoryCheckpointStore()
-        async with zdactivity.Client(base_url=emu.url, auth=token(agent)) as zd:
-            taken: list[int] = []
-            with pytest.raises(RuntimeError):
-                async with zd.activities.watch(checkpoint=store, key="a", clock=lambda: NOW) as s:
-                    async for a in s:
-                        taken.append(a.id)
-                        if len(taken) == 2:
-                            raise RuntimeError("the handler failed")
-            async with zd.activities.watch(checkpoint=store, key="a", clock=lambda: NOW) as s:
-                again = (await s.__anext__()).id
+@pytest.mark.emulator(seed=3, agents=1, activities_per_agent=5)
+async def test_an_exception_out_of_a_watch_leaves_the_activity_in_hand_uncommitted(
+    client: zdactivity.Client,
+) -> None:
+    store = MemoryCheckpointStore()
+    taken: list[int] = []
+    with pytest.raises(RuntimeError):
+        async with client.activities.watch(checkpoint=store, key="a", clock=lambda: NOW) as s:
+            async for a in s:
+                taken.append(a.id)
+                if len(taken) == 2:
+                    raise RuntimeError("the handler failed")
+    async with client.activities.watch(checkpoint=store, key="a", clock=lambda: NOW) as s:
+        again = (await s.__anext__()).id
     assert again == taken[1]
 
 
@@ -793,13 +790,7 @@ async def test_a_refresh_that_fails_while_the_token_endpoint_is_down_recovers_wh
         async def on_refresh(access: str, refresh: str) -> None:
             saved.append((access, refresh))
 
-        auth = zdactivity.OAuthToken(
-            agent.oauth_token,
-            refresh_token=agent.refresh_token,
-            client_id="zdactivity-emulator",
-            client_secret="emulator-secret",
-            on_refresh=on_refresh,
-        )
+        auth = oauth_token(agent, on_refresh=on_refresh)
         policy = zdactivity.RetryPolicy(max_tries=3).testing()
         async with zdactivity.Client(base_url=emu.url, auth=auth, retry=policy) as zd:
             emu.expire_tokens(agent)
@@ -823,12 +814,7 @@ async def test_a_refresh_that_fails_while_the_token_endpoint_is_down_recovers_wh
 async def test_a_transient_refresh_failure_is_retried_within_the_same_call() -> None:
     async with Emulator(seed=10, agents=1, activities_per_agent=5) as emu:
         agent = emu.agents[0]
-        auth = zdactivity.OAuthToken(
-            agent.oauth_token,
-            refresh_token=agent.refresh_token,
-            client_id="zdactivity-emulator",
-            client_secret="emulator-secret",
-        )
+        auth = oauth_token(agent)
         async with zdactivity.Client(
             base_url=emu.url, auth=auth, retry=zdactivity.RetryPolicy().testing()
         ) as zd:
@@ -978,18 +964,35 @@ def test_a_single_activity_or_a_content_nested_3000_deep_is_a_decode_error() -> 
     show = {"activity": activity(1, extra=msgspec.Raw(deep.encode()))}
     with pytest.raises(zdactivity.DecodeError):
         p.decode_activity(msgspec.json.encode(show))
-    # What is decoded lazily, when read (object, target, actor, user), is guarded as well.
-    raw = msgspec.Raw(b'{"change": {"field": "f", "value": ' + deep.encode() + b"}}")
-    with pytest.raises(zdactivity.DecodeError, match="nested too deeply"):
-        models._decode_content(raw, "$.activity.object")
-    raw = msgspec.Raw(b'{"id": 7, "user_fields": {"a": ' + deep.encode() + b"}}")
-    with pytest.raises(zdactivity.DecodeError, match="nested too deeply"):
-        models._decode_user(raw, "$.activity.actor")
-    token = msgspec.json.encode(
-        {"access_token": "a", "refresh_token": "r", "x": msgspec.Raw(deep.encode())}
-    )
-    with pytest.raises(zdactivity.AuthenticationError):
-        zdactivity.client._token_pair(200, token)
+    # What may be decoded lazily, when read (object, target, actor), is guarded as well: the
+    # error comes at decode time or on first access, never as a RecursionError.
+    change = msgspec.Raw(b'{"change": {"field": "f", "value": ' + deep.encode() + b"}}")
+    user = msgspec.Raw(b'{"id": 7, "user_fields": {"a": ' + deep.encode() + b"}}")
+    for fields, read in [
+        ({"object": change}, lambda a: a.object),
+        ({"target": change}, lambda a: a.target),
+        ({"actor": user}, lambda a: a.actor),
+    ]:
+        body = msgspec.json.encode({"activity": activity(1, **fields)})
+        with pytest.raises(zdactivity.DecodeError, match="nested too deeply"):
+            read(p.decode_activity(body))
+
+
+async def test_a_token_answer_nested_3000_deep_is_an_authentication_error() -> None:
+    deep = msgspec.Raw(_nest(3000).encode())
+    tokens = {"access_token": "a", "refresh_token": "r", "x": deep}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/oauth/tokens":
+            return json_response(tokens)
+        return json_response({"error": "Couldn't authenticate you"}, status=401)
+
+    auth = zdactivity.OAuthToken("s3cret-token", refresh_token="r3fresh", client_id="c")
+    async with HostileServer(handler) as server, server.client(auth=auth) as zd:
+        with pytest.raises(zdactivity.AuthenticationError, match="no token pair"):
+            await zd.activities.count()
+        # The answer was refused, not half-used: nothing was sent with what it held.
+        assert server.paths == ["/api/v2/activities/count", "/oauth/tokens"]
 
 
 @pytest.mark.parametrize(

@@ -7,23 +7,17 @@ import gc
 import logging
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import aiohttp
 import pytest
 from aiohttp import web
+from conftest import NOW, oauth_token, token, wait_until
 from fakes import FakeTime
 
 import zdactivity
 from zdactivity.testing import Agent, Emulator, Fault
-
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
-
-
-def token(agent: Agent) -> zdactivity.APIToken:
-    return zdactivity.APIToken(agent.email, agent.api_token)
 
 
 def fake_client(
@@ -45,17 +39,7 @@ def fake_client(
     )
 
 
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(seed=8, agents=3, activities_per_agent=60, clock=lambda: NOW) as emulator:
-        yield emulator
-
-
-async def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll emulator state (it has no event to await) for at most 5 s."""
-    async with asyncio.timeout(5):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
+pytestmark = pytest.mark.emulator(seed=8, agents=3, activities_per_agent=60)
 
 
 def expected(emu: Emulator, agent: Agent) -> list[int]:
@@ -333,13 +317,7 @@ async def test_100_concurrent_requests_on_an_expired_token_refresh_once() -> Non
             saved.append((access, refresh))
             log_size_at_save.append(len(emu.requests))
 
-        auth = zdactivity.OAuthToken(
-            agent.oauth_token,
-            refresh_token=agent.refresh_token,
-            client_id="zdactivity-emulator",
-            client_secret="emulator-secret",
-            on_refresh=on_refresh,
-        )
+        auth = oauth_token(agent, on_refresh=on_refresh)
         async with zdactivity.Client(base_url=emu.url, auth=auth) as zd:
             await zd.activities.count()
             emu.expire_tokens(agent)
@@ -362,12 +340,7 @@ async def test_100_concurrent_requests_on_an_expired_token_refresh_once() -> Non
 async def test_a_failed_refresh_is_an_authentication_error_for_all() -> None:
     async with Emulator(seed=10, agents=1, activities_per_agent=5) as emu:
         agent = emu.agents[0]
-        auth = zdactivity.OAuthToken(
-            agent.oauth_token,
-            refresh_token=agent.refresh_token,
-            client_id="zdactivity-emulator",
-            client_secret="wrong-secret",
-        )
+        auth = oauth_token(agent, client_secret="wrong-secret")
         async with zdactivity.Client(base_url=emu.url, auth=auth) as zd:
             emu.expire_tokens(agent)
             results = await asyncio.gather(
@@ -385,12 +358,7 @@ async def test_token_ttl_expiry_refreshes_transparently() -> None:
         seed=12, agents=1, activities_per_agent=5, token_ttl=60, monotonic=lambda: clock[0]
     ) as emu:
         agent = emu.agents[0]
-        auth = zdactivity.OAuthToken(
-            agent.oauth_token,
-            refresh_token=agent.refresh_token,
-            client_id="zdactivity-emulator",
-            client_secret="emulator-secret",
-        )
+        auth = oauth_token(agent)
         async with zdactivity.Client(base_url=emu.url, auth=auth) as zd:
             await zd.activities.count()
             clock[0] += 61
@@ -458,13 +426,8 @@ async def test_no_secret_in_logs_errors_or_reprs(
     secrets = [agent.api_token, agent.oauth_token, agent.refresh_token, "emulator-secret"]
     caplog.set_level(logging.DEBUG, logger="zdactivity")
     events: list[zdactivity.RequestEvent] = []
-    api = zdactivity.APIToken(agent.email, agent.api_token)
-    oauth = zdactivity.OAuthToken(
-        agent.oauth_token,
-        refresh_token=agent.refresh_token,
-        client_id="zdactivity-emulator",
-        client_secret="emulator-secret",
-    )
+    api = token(agent)
+    oauth = oauth_token(agent)
     t = FakeTime()
     async with zdactivity.Client(
         base_url=emu.url,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from conftest import NOW, token
 from fakes import FakeTime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,23 +16,7 @@ import zdactivity
 from zdactivity.checkpoint import Checkpoint, MemoryCheckpointStore
 from zdactivity.testing import Agent, Emulator
 
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
-
-
-def token(agent: Agent) -> zdactivity.APIToken:
-    return zdactivity.APIToken(agent.email, agent.api_token)
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(seed=31, agents=2, activities_per_agent=25, clock=lambda: NOW) as e:
-        yield e
-
-
-@pytest.fixture
-async def client(emu: Emulator) -> AsyncIterator[zdactivity.Client]:
-    async with zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0])) as zd:
-        yield zd
+pytestmark = pytest.mark.emulator(seed=31, agents=2, activities_per_agent=25)
 
 
 def oldest_first(emu: Emulator, agent: Agent) -> list[int]:

@@ -40,6 +40,13 @@ Other helpers: ``add_agent(name)``, ``add_end_user(name)`` (credentials that get
 ``requests`` (``RecordedRequest`` log), ``in_flight``/``max_in_flight``, ``reset_log()``,
 ``start()``/``stop()`` (idempotent) for use without ``async with``.
 
+Layout (private modules, one job each): ``_emulator`` (the ``Emulator`` facade), ``_account``
+(users, credentials, activity streams), ``_fakedata`` (seeded names, user records, ticket
+content), ``_oauth`` (OAuth pairs: grant, expire, rotate), ``_cursor`` (the cursor codec),
+``_render`` (cached JSON rendering), ``_auth`` (who is calling), ``_handlers`` (the endpoints),
+``_errors`` (Zendesk-shaped error answers), ``_ratewindow`` (the account-wide ``FixedWindow``),
+``_faults`` (``Fault`` and its canned bodies), ``_server`` (the aiohttp middleware pipeline).
+
 Faults (``from zdactivity.testing import Fault``)::
 
     emu.inject(Fault.status(503, retry_after=2), Fault.ok(), Fault.reset())   # FIFO
@@ -66,7 +73,7 @@ OAuth: ``POST /oauth/tokens`` (form or JSON) with ``grant_type=refresh_token``,
 ``Agent.oauth_token``/``refresh_token`` are the initial pair.
 """
 
-from ._data import Agent
+from ._account import Agent
 from ._emulator import Emulator
 from ._faults import Fault
 from ._server import RecordedRequest

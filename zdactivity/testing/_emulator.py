@@ -7,14 +7,15 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
 
-from ._data import Account, Agent
+from ._account import Account, Agent
 from ._faults import Fault
-from ._server import RateLimiter, RecordedRequest, Server, ServerConfig
+from ._handlers import ServerConfig
+from ._ratewindow import FixedWindow
+from ._server import RecordedRequest, Server
 
 __all__ = ["Emulator"]
 
@@ -84,7 +85,7 @@ class Emulator:
                 oauth_client_id=oauth_client_id,
                 oauth_client_secret=oauth_client_secret,
             ),
-            RateLimiter(rate_limit, rate_limit_window, monotonic, enforce_rate_limit),
+            FixedWindow(rate_limit, rate_limit_window, monotonic, enforce_rate_limit),
             request_id_seed=seed,
         )
         self._runner: web.AppRunner | None = None
@@ -128,12 +129,7 @@ class Emulator:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
     # -- addresses ----------------------------------------------------------------------------
@@ -258,17 +254,17 @@ class Emulator:
         Its refresh token keeps working; requests with the expired token get 401
         ``invalid_token``.
         """
-        self._account.expire_tokens(None if agent is None else self._user_id(agent))
+        self._account.tokens.expire(None if agent is None else self._user_id(agent))
 
     def current_tokens(self, agent: Agent | int) -> tuple[str, str]:
         """``agent``'s current ``(access_token, refresh_token)``; at first the seeded
         ``Agent.oauth_token``/``Agent.refresh_token``, then those of the last refresh."""
-        return self._account.current_tokens(self._user_id(agent))
+        return self._account.tokens.current(self._user_id(agent))
 
     @property
     def refresh_count(self) -> int:
         """Successful ``POST /oauth/tokens`` refreshes so far."""
-        return self._account.refresh_count
+        return self._account.tokens.refresh_count
 
     def _user_id(self, agent: Agent | int) -> int:
         user_id = agent.user_id if isinstance(agent, Agent) else agent
