@@ -9,12 +9,10 @@ encoded JSON minus ``url``/``user``/``actor`` (``activity_tail``), so rendering 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import msgspec
-
-if TYPE_CHECKING:
-    from ._account import Activity, User
 
 __all__ = [
     "PLACEHOLDER",
@@ -34,6 +32,24 @@ PLACEHOLDER = b"@@ZDEMU_BASE@@"
 PLACEHOLDER_STR = PLACEHOLDER.decode()
 
 _encode = msgspec.json.encode
+
+
+class _User(Protocol):
+    """What rendering needs of a user (``_account.User``)."""
+
+    @property
+    def template(self) -> bytes: ...
+
+
+class _Activity(Protocol):
+    """What rendering needs of an activity (``_account.Activity``)."""
+
+    @property
+    def actor_id(self) -> int: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def tail(self) -> bytes: ...
 
 
 def format_time(ts: float) -> str:
@@ -77,7 +93,7 @@ class RenderedUsers(dict[int, bytes]):
 
     __slots__ = ("_base", "_users")
 
-    def __init__(self, users: dict[int, User], base: bytes) -> None:
+    def __init__(self, users: Mapping[int, _User], base: bytes) -> None:
         super().__init__()
         self._users = users
         self._base = base
@@ -88,7 +104,7 @@ class RenderedUsers(dict[int, bytes]):
         return value
 
 
-def render(act: Activity, base: bytes, users: RenderedUsers) -> bytes:
+def render(act: _Activity, base: bytes, users: RenderedUsers) -> bytes:
     """One activity's JSON object for ``base`` (already JSON-escaped)."""
     if act.actor_id == SYSTEM_ACTOR_ID:
         return b"".join((b'{"url":"', base, act.tail, users[act.user_id], b"}"))
