@@ -46,7 +46,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zdactivity
-import zdactivity.client
 from zdactivity import ActivityPage, PaginationError, RetryPolicy, models
 from zdactivity import protocol as p
 from zdactivity.checkpoint import MemoryCheckpointStore
@@ -989,7 +988,7 @@ def test_a_single_activity_or_a_content_nested_3000_deep_is_a_decode_error() -> 
         {"access_token": "a", "refresh_token": "r", "x": msgspec.Raw(deep.encode())}
     )
     with pytest.raises(zdactivity.AuthenticationError):
-        zdactivity.client._token_pair(200, token)
+        p.decode_token_pair(token)
 
 
 @pytest.mark.parametrize(

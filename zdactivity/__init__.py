@@ -12,7 +12,7 @@ Quick look::
 """
 
 from ._version import __version__
-from .auth import APIToken, Auth, OAuthToken, OnRefresh
+from .auth import APIToken, Auth, OAuthToken, OnRefresh, RefreshableAuth
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -25,6 +25,7 @@ from .errors import (
     APIError,
     AuthenticationError,
     CertificateError,
+    ConnectionFailedError,
     DecodeError,
     InvalidRequestError,
     LocalRateLimitError,
@@ -33,6 +34,7 @@ from .errors import (
     PaginationError,
     PermissionDeniedError,
     RateLimitError,
+    RequestTimeoutError,
     ResponseTooLargeError,
     ServerError,
     TransportError,
@@ -54,9 +56,9 @@ from .models import (
     User,
 )
 from .pagination import ActivityPager, PageIterator
-from .ratelimit import RateLimiter, RateLimitState
+from .ratelimit import Permit, RateLimitBackend, RateLimiter, RateLimitState
 from .retry import RetryPolicy
-from .transport import Timeout
+from .transport import Timeout, Transport
 from .watch import ActivityWatcher
 
 __all__ = [
@@ -81,6 +83,7 @@ __all__ = [
     "Client",
     "ClientStats",
     "Comment",
+    "ConnectionFailedError",
     "Content",
     "DecodeError",
     "Fleet",
@@ -94,11 +97,15 @@ __all__ = [
     "PaginationDepthError",
     "PaginationError",
     "PermissionDeniedError",
+    "Permit",
     "Photo",
+    "RateLimitBackend",
     "RateLimitError",
     "RateLimitState",
     "RateLimiter",
+    "RefreshableAuth",
     "RequestEvent",
+    "RequestTimeoutError",
     "ResponseTooLargeError",
     "RetryPolicy",
     "SQLiteCheckpointStore",
@@ -106,6 +113,7 @@ __all__ = [
     "Thumbnail",
     "Ticket",
     "Timeout",
+    "Transport",
     "TransportError",
     "User",
     "ZendeskError",

@@ -46,6 +46,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 import msgspec
 
 from ._aio import AsyncClosing
+from .errors import ZendeskError
 
 __all__ = [
     "Checkpoint",
@@ -78,9 +79,11 @@ class Checkpoint:
     position: str | None = None
 
 
-class CheckpointError(Exception):
+class CheckpointError(ZendeskError):
     """A checkpoint store could not be read or written: an unreadable, corrupt or foreign
-    database file, or a stored checkpoint that does not decode. ``.path`` names the store."""
+    database file, or a stored checkpoint that does not decode. ``.path`` names the store.
+
+    Part of the :class:`~zdactivity.ZendeskError` tree (see ``zdactivity.errors``)."""
 
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)

@@ -2,28 +2,43 @@
 
 ::
 
-    ZendeskError
+    ZendeskError                 base class: ``except zdactivity.ZendeskError`` catches them all
     ├── APIError                 the server answered with an error status
     │   ├── AuthenticationError      401 (bad or expired credentials, failed OAuth refresh)
     │   ├── PermissionDeniedError    403 (not an agent, or no access)
     │   ├── NotFoundError            404 (unknown id, or another agent's activity)
     │   ├── InvalidRequestError      400, 422
-    │   ├── RateLimitError           429 (``.retry_after`` seconds, when known)
-    │   │   └── LocalRateLimitError      the local limiter refused to wait that long; nothing sent
+    │   ├── RateLimitError           429 from the server (``.retry_after`` seconds, when known)
+    │   │   └── LocalRateLimitError      NOT from the server: the local rate limiter refused to
+    │   │                                wait that long and nothing was sent (``.request_id``
+    │   │                                None; never retried)
     │   └── ServerError              5xx
-    ├── TransportError           no usable answer: connection refused or reset, DNS, timeout
+    ├── TransportError           no usable answer (catches all four below)
+    │   ├── ConnectionFailedError    connection refused or reset, DNS, a body cut off
+    │   ├── RequestTimeoutError      an attempt ran out of its Timeout (connect, read, total),
+    │   │                            waiting in the rate limiter for another request included
     │   ├── ResponseTooLargeError    a body over ``max_body_size`` (never retried)
     │   └── CertificateError         the server's TLS certificate could not be verified (never
     │                                retried)
     ├── DecodeError              a body that is not JSON, is truncated, or has the wrong shape
-    └── PaginationError          a cursor that repeats, a page that promises more with no cursor
-        └── PaginationDepthError     offset pagination past 100 pages / 10,000 records
+    ├── PaginationError          a cursor that repeats, a page that promises more with no cursor,
+    │   │                        ``max_pages`` reached
+    │   └── PaginationDepthError     offset pagination past 100 pages / 10,000 records
+    ├── AgentError               one agent of ``fan_out`` failed (``.key``, ``.error``); defined
+    │                            in ``zdactivity.fanout``
+    └── CheckpointError          a checkpoint store could not be read or written (``.path``);
+                                 defined in ``zdactivity.checkpoint``
 
 ``APIError`` carries ``.status``, ``.request_id`` (quote it to Zendesk support), ``.body`` (a
 short text snippet), Zendesk's ``.code`` / ``.description`` parsed from whichever of its error
 body shapes came back, and ``.retry_after`` (seconds, from ``Retry-After`` on 429 and 503).
 Messages never contain credentials, and no exception reachable from a zdactivity error
 (``__cause__``, ``__context__``, attributes) holds an aiohttp or msgspec exception.
+
+Outside the tree: bad arguments raise ``ValueError`` / ``TypeError`` where they are given (a
+constructor, ``list(...)``), before any request; a closed client raises ``RuntimeError``;
+cancellation stays ``asyncio.CancelledError``. ``fan_out`` raises its ``AgentError`` values in
+an ``ExceptionGroup`` (``except* zdactivity.AgentError``).
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "CertificateError",
+    "ConnectionFailedError",
     "DecodeError",
     "InvalidRequestError",
     "LocalRateLimitError",
@@ -40,6 +56,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RequestTimeoutError",
     "ResponseTooLargeError",
     "ServerError",
     "TransportError",
@@ -130,7 +147,9 @@ class LocalRateLimitError(RateLimitError):
     Raised when the account is paused by an earlier 429 for longer than the retry policy's
     ``max_retry_after``, or when waiting for the account's budget would overrun the request's
     ``max_time``. ``retry_after`` is the wait that was refused; ``status`` is 429 and
-    ``request_id`` None: the server was not asked.
+    ``request_id`` None: the server was not asked. It subclasses :class:`RateLimitError` so
+    that ``except RateLimitError`` handles both; catch this class first to tell a local refusal
+    from the server's 429.
     """
 
     def _message(self) -> str:
@@ -147,7 +166,26 @@ class ServerError(APIError):
 
 
 class TransportError(ZendeskError):
-    """No usable HTTP answer: connection failure, reset, timeout, or a body too large."""
+    """No usable HTTP answer: connection failure, reset, timeout, or a body too large.
+
+    Catch :class:`ConnectionFailedError` or :class:`RequestTimeoutError` to tell a refused or
+    broken connection from one that was too slow; ``TransportError`` catches both.
+    """
+
+
+class ConnectionFailedError(TransportError):
+    """The connection could not be made or broke: refused, reset, DNS failure, a body cut off.
+
+    Retried with backoff.
+    """
+
+
+class RequestTimeoutError(TransportError):
+    """An attempt ran out of time: its :class:`~zdactivity.Timeout` (``connect``, ``read``,
+    ``total``), including the time it waited in the rate limiter for another request's answer.
+
+    Retried with backoff.
+    """
 
 
 class ResponseTooLargeError(TransportError):
