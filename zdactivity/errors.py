@@ -24,10 +24,10 @@
     ├── PaginationError          a cursor that repeats, a page that promises more with no cursor,
     │   │                        ``max_pages`` reached
     │   └── PaginationDepthError     offset pagination past 100 pages / 10,000 records
-    ├── AgentError               one agent of ``fan_out`` failed (``.key``, ``.error``); defined
-    │                            in ``zdactivity.fanout``
+    ├── AgentError               one agent of ``fan_out`` failed (``.key``, ``.error``); also
+    │                            importable from ``zdactivity.fanout``
     └── CheckpointError          a checkpoint store could not be read or written (``.path``);
-                                 defined in ``zdactivity.checkpoint``
+                                 also importable from ``zdactivity.checkpoint``
 
 ``APIError`` carries ``.status``, ``.request_id`` (quote it to Zendesk support), ``.body`` (a
 short text snippet), Zendesk's ``.code`` / ``.description`` parsed from whichever of its error
@@ -43,10 +43,15 @@ an ``ExceptionGroup`` (``except* zdactivity.AgentError``).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
 __all__ = [
     "APIError",
+    "AgentError",
     "AuthenticationError",
     "CertificateError",
+    "CheckpointError",
     "ConnectionFailedError",
     "DecodeError",
     "InvalidRequestError",
@@ -220,3 +225,29 @@ class PaginationDepthError(PaginationError):
 
     Use cursor pagination (the default) to read deeper.
     """
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class AgentError(ZendeskError, Generic[K]):
+    """One agent's stream of :func:`~zdactivity.fan_out` failed; ``key`` says which, ``error``
+    (and ``__cause__``) why.
+
+    ``error`` is usually a :class:`ZendeskError`, but any exception of one agent's stream is
+    reported this way rather than stopping the other agents.
+    """
+
+    def __init__(self, key: K, error: Exception) -> None:
+        self.key = key
+        self.error = error
+        super().__init__(f"agent {key!r}: {error}")
+
+
+class CheckpointError(ZendeskError):
+    """A checkpoint store could not be read or written: an unreadable, corrupt or foreign
+    database file, or a stored checkpoint that does not decode. ``.path`` names the store."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
