@@ -277,3 +277,47 @@ def test_transport_and_session_are_exclusive() -> None:
             transport=MemoryTransport(),
             session=aiohttp.ClientSession.__new__(aiohttp.ClientSession),
         )
+
+
+class RotatingAuth:
+    """Credentials of the user's own making that renew themselves: a RefreshableAuth."""
+
+    def __init__(self) -> None:
+        self.token = "old"
+        self.generation = 0
+        self.requests: list[zdactivity.protocol.Request] = []
+
+    @property
+    def can_refresh(self) -> bool:
+        return True
+
+    def authorization(self) -> str:
+        return f"Bearer {self.token}"
+
+    async def refresh(
+        self,
+        failed_generation: int,
+        send: Callable[[zdactivity.protocol.Request], Awaitable[tuple[str, str]]],
+    ) -> None:
+        request = zdactivity.protocol.refresh_request("mine")
+        self.requests.append(request)
+        self.token, _ = await send(request)
+        self.generation += 1
+
+
+async def test_any_refreshable_auth_is_refreshed_on_a_401() -> None:
+    auth = RotatingAuth()
+    assert isinstance(auth, zdactivity.RefreshableAuth)
+    client, transport, _ = make(
+        ok(401, {"error": "Couldn't authenticate you"}),
+        ok(200, {"access_token": "new", "refresh_token": "r"}),
+        ok(200, COUNT),
+        auth=auth,
+    )
+    assert (await client.activities.count()).value == 42
+    assert [s.headers.get("Authorization") for s in transport.sent] == [
+        "Bearer old",
+        None,
+        "Bearer new",
+    ]
+    assert auth.generation == 1
