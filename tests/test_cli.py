@@ -282,24 +282,48 @@ def test_argparse_errors_are_exit_2_and_do_not_echo_secrets() -> None:
     assert zd(None).returncode == 2
 
 
-def test_sigint_during_a_request_is_exit_130(live: LiveEmulator) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    "inherited",
+    [
+        pytest.param(signal.SIG_DFL, id="default"),
+        # What a child of a background job (`pytest &` in a non-interactive shell) inherits.
+        pytest.param(signal.SIG_IGN, id="ignored"),
+    ],
+)
+def test_sigint_during_a_request_is_exit_130(
+    live: LiveEmulator, inherited: signal.Handlers
+) -> None:
     agent = live.emu.agents[3]
     live.call(live.emu.inject, Fault.stall(), path="/api/v2/activities/count", agent=agent)
+    before = live.emu.in_flight  # a stalled request of an earlier test may still hang there
     proc = subprocess.Popen(
         [sys.executable, "-m", "zdactivity", "count"],
         env={**base_env(), **agent_env(live, agent)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # The child's SIGINT disposition is set here, not inherited from however pytest runs.
+        preexec_fn=_ignore_sigint if inherited is signal.SIG_IGN else _default_sigint,
     )
     deadline = time.monotonic() + 20
-    while live.emu.in_flight == 0 and time.monotonic() < deadline:
+    while live.emu.in_flight <= before and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=20)
+    try:
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        proc.kill()  # never hang the suite if SIGINT did nothing
     assert proc.returncode == 130, stderr
     check_output(live, stdout, stderr)
     assert stderr.strip() == "zdactivity: interrupted"
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # --------------------------------------------------------------------------- tail

@@ -267,3 +267,45 @@ def test_fleet_arguments() -> None:
     with pytest.raises(ValueError):
         zdactivity.Fleet(MemoryCheckpointStore(), max_concurrent_polls=0)
     assert fleet.keys == ["a"]
+
+
+def test_fleet_options_are_one_watch_options() -> None:
+    store = MemoryCheckpointStore()
+    options = zdactivity.WatchOptions(interval=5, page_size=10)
+    assert zdactivity.Fleet(store, options).options is options
+    assert zdactivity.Fleet(store, options, page_size=20).options == options.replace(page_size=20)
+    assert zdactivity.Fleet(store, interval=3).options == zdactivity.WatchOptions(interval=3)
+    with pytest.raises(ValueError, match="page_size"):
+        zdactivity.Fleet(store, page_size=0)  # refused at once, not when an agent starts
+
+
+async def test_async_with_closes_each_accounts_session_once_and_not_the_store() -> None:
+    async with Emulator(seed=49, agents=2, activities_per_agent=3, clock=lambda: NOW) as emu:
+        store = MemoryCheckpointStore()
+        root = zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0]))
+        view = root.with_auth(token(emu.agents[1]))
+        assert view.owner is root and view.with_auth(token(emu.agents[0])).owner is root
+        async with zdactivity.Fleet(store, interval=0.5) as fleet:
+            fleet.add("a", root.with_auth(token(emu.agents[0])))
+            fleet.add("b", view)
+            got: list[tuple[str, int]] = []
+            want = expected_pairs(emu, emu.agents)
+            want = {(("a" if k == str(emu.agents[0].user_id) else "b"), i) for k, i in want}
+            await run_until(fleet, got, lambda: set(got) >= want)
+            assert not root.closed
+        assert root.closed
+        assert len(await store.keys()) == 2  # the store is still open: the caller's to close
+        await fleet.close()  # idempotent
+        await store.close()
+
+
+async def test_leaving_a_stream_early_returns_at_once_even_with_a_long_grace() -> None:
+    """The hand-overs in flight are released when the consumer leaves, not after the grace."""
+    async with Emulator(seed=50, agents=4, activities_per_agent=5, clock=lambda: NOW) as emu:
+        store = MemoryCheckpointStore()
+        fleet, root = make_fleet(emu, store, emu.agents, grace=60.0)
+        async with asyncio.timeout(10), contextlib.aclosing(fleet.stream()) as stream:
+            async for _key, _activity in stream:
+                break
+        await root.close()
+        assert sum(s.delivered for s in fleet.status().values()) <= len(emu.agents)

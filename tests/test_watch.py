@@ -234,3 +234,127 @@ async def test_crashes_arrivals_and_page_sizes_never_lose_and_repeat_at_most_onc
                 await watcher.aclose()
     assert set(delivered) == expected
     assert len(delivered) - len(set(delivered)) <= crashes
+
+
+# --------------------------------------------------------------------------- WatchOptions
+
+
+def test_watch_options_are_checked_once_with_the_protocols_page_size_limit() -> None:
+    options = zdactivity.WatchOptions()
+    assert options.page_size == zdactivity.protocol.MAX_PAGE_SIZE
+    assert options.max_pages_per_poll == 100 and options.interval == 60.0
+    for bad in (
+        {"interval": 0},
+        {"interval": float("nan")},
+        {"jitter": 1.0},
+        {"jitter": -0.1},
+        {"lookback": timedelta(seconds=-1)},
+        {"page_size": 0},
+        {"page_size": zdactivity.protocol.MAX_PAGE_SIZE + 1},
+        {"max_pages_per_poll": 0},
+        {"max_pages_per_poll": True},
+        {"since": "yesterday"},
+        {"since": datetime(2026, 11, 1)},  # naive
+    ):
+        with pytest.raises(ValueError):
+            zdactivity.WatchOptions(**bad)
+    with pytest.raises(TypeError):
+        zdactivity.WatchOptions(page_size="10")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        options.replace(interval=-1)
+    with pytest.raises(AttributeError):
+        options.interval = 5  # type: ignore[misc]
+
+
+async def test_watch_takes_options_and_keywords_on_top(client: zdactivity.Client) -> None:
+    options = zdactivity.WatchOptions(interval=5, page_size=10, lookback=timedelta(0))
+    watcher = client.activities.watch(options)
+    assert watcher.options is options
+    tuned = client.activities.watch(options=options, page_size=20, jitter=0)
+    assert tuned.options == options.replace(page_size=20, jitter=0)
+    assert (tuned.interval, tuned.jitter, tuned.lookback) == (5, 0, timedelta(0))
+    assert client.activities.watch(interval=7).options == zdactivity.WatchOptions(interval=7)
+    # Bad values are refused when the watcher is made, before any request.
+    with pytest.raises(ValueError, match="page_size"):
+        client.activities.watch(page_size=101)
+    with pytest.raises(ValueError, match="max_pages_per_poll"):
+        client.activities.watch(options, max_pages_per_poll=0)
+    with pytest.raises(TypeError):
+        client.activities.watch({"interval": 5})  # type: ignore[arg-type]
+
+
+async def test_the_page_size_of_the_options_is_the_one_sent(
+    emu: Emulator, client: zdactivity.Client
+) -> None:
+    watcher = client.activities.watch(zdactivity.WatchOptions(page_size=7))
+    await watcher.__anext__()
+    assert emu.requests[-1].query["page[size]"] == "7"
+
+
+def test_a_watcher_needs_only_a_page_fetcher() -> None:
+    """watch.py depends on a callable that fetches one page, not on the client."""
+
+    async def fetch(request: zdactivity.protocol.Request) -> zdactivity.ActivityPage:
+        raise AssertionError("not called")
+
+    watcher = zdactivity.ActivityWatcher(fetch, zdactivity.WatchOptions(interval=1))
+    assert watcher.interval == 1
+
+
+# --------------------------------------------------------------------------- import graph
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Each module of the package and the package modules it imports (TYPE_CHECKING ones too)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(zdactivity.__file__).parent
+    names: dict[Path, str] = {}
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        names[path] = ".".join(parts)
+    modules = set(names.values())
+    graph: dict[str, set[str]] = {}
+    for path, name in names.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = package.split(".")
+                if node.level:
+                    base = base[: len(base) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                # ``from pkg import mod`` imports the module; ``from mod import name``, mod.
+                for alias in node.names:
+                    submodule = f"{target}.{alias.name}"
+                    found.add(submodule if submodule in modules else target)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_the_package_has_no_import_cycles() -> None:
+    graph = _module_imports()
+    assert "zdactivity.watch" in graph and "zdactivity.client" in graph["zdactivity.fleet"]
+    assert "zdactivity.watch" in graph["zdactivity.client"]
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for imported in sorted(graph[module]):
+            if state.get(imported) == 1:
+                cycle = [*path[path.index(imported) :], imported]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if imported not in state:
+                visit(imported, [*path, imported])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])

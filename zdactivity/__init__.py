@@ -62,7 +62,7 @@ from .models import (
 from .pagination import ActivityPager, PageIterator
 from .ratelimit import Permit, RateLimitBackend, RateLimiter, RateLimitState
 from .retry import RetryPolicy
-from .watch import ActivityWatcher
+from .watch import ActivityWatcher, WatchOptions
 
 if TYPE_CHECKING:
     from .client import ActivitiesAPI, Client, ClientStats, RequestEvent
@@ -154,6 +154,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "User",
+    "WatchOptions",
     "ZendeskError",
     "__version__",
     "fan_out",

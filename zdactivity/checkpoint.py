@@ -24,8 +24,11 @@ Two stores implement the :class:`CheckpointStore` protocol:
 
 ::
 
-    async with SQLiteCheckpointStore("checkpoints.sqlite3") as store:
-        async for activity in zd.activities.watch(agent_id, store=store, key=f"agent:{agent_id}"):
+    async with (
+        SQLiteCheckpointStore("checkpoints.sqlite3") as store,
+        zd.activities.watch(checkpoint=store, key=f"agent:{agent_id}") as stream,
+    ):
+        async for activity in stream:
             ...
 
 Any object with ``load``/``save``/``close`` coroutines (say, backed by Redis or Postgres) can

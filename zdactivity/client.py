@@ -21,8 +21,8 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar, Unpack
 
 import aiohttp
 
@@ -50,10 +50,10 @@ from .protocol import Decoder, Pagination, Request
 from .ratelimit import Permit, RateLimitBackend, RateLimiter
 from .retry import RetryPolicy
 from .transport import AiohttpTransport, Response, Timeout, Transport, check_seconds
+from .watch import ActivityWatcher, WatchOptions, WatchSettings
 
 if TYPE_CHECKING:
     from .checkpoint import CheckpointStore
-    from .watch import ActivityWatcher
 
 __all__ = ["ActivitiesAPI", "Client", "ClientStats", "RequestEvent"]
 
@@ -203,6 +203,7 @@ class Client(AsyncClosing):
         )
         self.on_request = on_request
         self._is_view = False
+        self._owner = self  # with_auth views are copies: theirs stays this client
         self.activities = ActivitiesAPI(self)
 
     # --- lifecycle ---
@@ -218,6 +219,12 @@ class Client(AsyncClosing):
     def closed(self) -> bool:
         """True once the client (or the client a view came from) has been closed."""
         return self._shared.closed
+
+    @property
+    def owner(self) -> Client:
+        """The client that owns the session: this one, or the one a ``with_auth`` view (of a
+        view...) came from. ``await client.owner.close()`` closes the session of the account."""
+        return self._owner
 
     def with_auth(self, auth: Auth) -> Client:
         """A client for another agent of the same account, sharing this client's session."""
@@ -535,45 +542,33 @@ class ActivitiesAPI:
 
     def watch(
         self,
+        options: WatchOptions | None = None,
         *,
-        since: datetime | str | None = None,
-        interval: float = 60.0,
-        jitter: float = 0.2,
-        lookback: timedelta = timedelta(minutes=10),
         checkpoint: CheckpointStore | None = None,
         key: str | None = None,
-        page_size: int = protocol.MAX_PAGE_SIZE,
-        max_pages_per_poll: int = 100,
         poll_gate: asyncio.Semaphore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], datetime] | None = None,
+        **settings: Unpack[WatchSettings],
     ) -> ActivityWatcher:
         """Follow the stream forever: each new activity once, delivered as pages arrive.
 
         Use it as ``async with zd.activities.watch(...) as stream: async for a in stream:``,
         so that leaving the loop commits the activity taken last.
 
-        ``since`` applies when there is no checkpoint yet (None: the whole 30-day window).
-        ``interval`` seconds between polls, spread by ``jitter``; ``lookback`` re-reads that much
-        before the high-water mark to catch activities that show up late. With ``checkpoint=``
-        (and ``key=``), each activity is committed once the consumer has taken it, and a restart
-        resumes there: exactly once within a process that ends cleanly, at most one activity
-        again after a crash. A poll reads at most ``max_pages_per_poll`` pages, then waits an
-        interval before reading on. ``poll_gate`` limits concurrent page requests across
-        watchers; ``sleep`` and ``clock`` (aware UTC wall clock) are injectable for tests.
+        How it polls is a :class:`WatchOptions` (``since``, ``interval``, ``jitter``,
+        ``lookback``, ``page_size``, ``max_pages_per_poll``): pass ``options=``, or those as
+        keywords (given on top of ``options``). With ``checkpoint=`` (and ``key=``), each
+        activity is committed once the consumer has taken it, and a restart resumes there:
+        exactly once within a process that ends cleanly, at most one activity again after a
+        crash. ``poll_gate`` limits concurrent page requests across watchers; ``sleep`` and
+        ``clock`` (aware UTC wall clock) are injectable for tests.
         """
-        from .watch import ActivityWatcher  # here: watch.py imports this module
-
         return ActivityWatcher(
-            self,
-            since=since,
-            interval=interval,
-            jitter=jitter,
-            lookback=lookback,
+            self._fetch_page,
+            WatchOptions.build(options, **settings),
             checkpoint=checkpoint,
             key=key,
-            page_size=page_size,
-            max_pages_per_poll=max_pages_per_poll,
             poll_gate=poll_gate,
             sleep=sleep,
             clock=clock,

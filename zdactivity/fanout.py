@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 from .errors import AgentError
 from .models import Activity, ActivityPage
+from .protocol import MAX_PAGE_SIZE
 
 if TYPE_CHECKING:
     from .client import Client
@@ -53,7 +54,7 @@ async def fan_out(
     clients: Mapping[K, Client],
     *,
     since: datetime | str | None = None,
-    page_size: int = 100,
+    page_size: int = MAX_PAGE_SIZE,
     concurrency: int = 50,
 ) -> AsyncIterator[tuple[K, Activity]]:
     """Yield ``(key, activity)`` for every activity of every client's stream, as pages arrive.

@@ -2,8 +2,10 @@
 
 ::
 
-    async with zdactivity.SQLiteCheckpointStore("checkpoints.db") as store:
-        fleet = zdactivity.Fleet(store, interval=30)
+    async with (
+        zdactivity.SQLiteCheckpointStore("checkpoints.db") as store,
+        zdactivity.Fleet(store, interval=30) as fleet,   # closing it closes the clients
+    ):
         for agent in agents:
             fleet.add(agent.email, account.with_auth(zdactivity.OAuthToken(agent.token)))
         fleet.install_signal_handlers()        # SIGTERM / SIGINT stop it gracefully
@@ -20,8 +22,11 @@
   :meth:`Fleet.status` tells.
 - :meth:`Fleet.stop` (or a signal, or cancelling ``run``) stops polling, lets handlers in
   progress finish (``grace`` seconds at most), and returns with every handled activity
-  committed. :meth:`Fleet.close` then closes the clients' sessions.
+  committed. :meth:`Fleet.close` (or leaving ``async with``) then closes the clients'
+  sessions: each account's once, through its owning client.
 - :meth:`Fleet.stream` is the same as an async iterator of ``(key, activity)``.
+- How every watcher polls is one :class:`~zdactivity.WatchOptions` (``options=``, or its
+  fields as keywords).
 """
 
 from __future__ import annotations
@@ -31,14 +36,16 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
+from ._aio import AsyncClosing
+from ._signals import STOP_SIGNALS, on_signals
 from .checkpoint import CheckpointStore
 from .client import Client
 from .models import Activity
+from .watch import WatchOptions, WatchSettings
 
 __all__ = ["AgentStatus", "Fleet"]
 
@@ -62,33 +69,29 @@ class _Stopping(Exception):
     """Raised out of a watcher's sleep when the fleet stops."""
 
 
-class Fleet:
-    """Watch many agents with durable checkpoints, isolated failures and graceful shutdown."""
+class Fleet(AsyncClosing):
+    """Watch many agents with durable checkpoints, isolated failures and graceful shutdown.
+
+    ``options`` (or its fields as keywords, given on top) say how every agent is polled; see
+    :class:`~zdactivity.WatchOptions`. ``async with Fleet(...) as fleet:`` closes the clients'
+    sessions on the way out (:meth:`close`); the checkpoint store stays the caller's.
+    """
 
     def __init__(
         self,
         store: CheckpointStore,
+        options: WatchOptions | None = None,
         *,
-        interval: float = 60.0,
-        jitter: float = 0.2,
-        lookback: timedelta = timedelta(minutes=10),
-        since: datetime | str | None = None,
-        page_size: int = 100,
-        max_pages_per_poll: int = 100,
         max_concurrent_polls: int = 50,
         retry_delay: float = 5.0,
         max_retry_delay: float = 600.0,
         grace: float = 10.0,
+        **settings: Unpack[WatchSettings],
     ) -> None:
         if max_concurrent_polls < 1:
             raise ValueError("max_concurrent_polls must be at least 1")
         self.store = store
-        self.interval = interval
-        self.jitter = jitter
-        self.lookback = lookback
-        self.since = since
-        self.page_size = page_size
-        self.max_pages_per_poll = max_pages_per_poll
+        self.options = WatchOptions.build(options, **settings)
         self.max_concurrent_polls = max_concurrent_polls
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -122,13 +125,9 @@ class Fleet:
             self._stopping = asyncio.Event()
         self._stopping.set()
 
-    def install_signal_handlers(
-        self, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
-    ) -> None:
+    def install_signal_handlers(self, signals: Iterable[signal.Signals] = STOP_SIGNALS) -> None:
         """Make these signals call :meth:`stop` (Unix event loops only)."""
-        loop = asyncio.get_running_loop()
-        for sig in signals:
-            loop.add_signal_handler(sig, self.stop)
+        on_signals(asyncio.get_running_loop(), signals, lambda _signum: self.stop())
 
     async def run(self, handler: Handler) -> None:
         """Watch every agent until :meth:`stop` is called or this task is cancelled."""
@@ -180,16 +179,7 @@ class Fleet:
 
         while not stopping.is_set():
             watcher = client.activities.watch(
-                since=self.since,
-                interval=self.interval,
-                jitter=self.jitter,
-                lookback=self.lookback,
-                checkpoint=self.store,
-                key=key,
-                page_size=self.page_size,
-                max_pages_per_poll=self.max_pages_per_poll,
-                poll_gate=gate,
-                sleep=sleep,
+                self.options, checkpoint=self.store, key=key, poll_gate=gate, sleep=sleep
             )
             try:
                 async with watcher:  # a clean exit commits the last handled activity
@@ -221,7 +211,7 @@ class Fleet:
                 except _Stopping:
                     return
 
-    async def stream(self) -> AsyncIterator[tuple[str, Activity]]:
+    async def stream(self) -> AsyncGenerator[tuple[str, Activity], None]:
         """Like :meth:`run`, as an async iterator of ``(key, activity)``.
 
         An activity counts as handled (and is committed) when the consumer asks for the next
@@ -256,16 +246,18 @@ class Fleet:
             if previous is not None and not previous.done():
                 previous.cancel()
             while not runner.done():
-                while not queue.empty():
-                    queue.get_nowait()[2].cancel()
-                await asyncio.wait({runner}, timeout=0.01)
+                # Wake when the runner ends or when a handler offers one more activity.
+                offered = asyncio.ensure_future(queue.get())
+                await asyncio.wait({offered, runner}, return_when=asyncio.FIRST_COMPLETED)
+                if offered.done():
+                    offered.result()[2].cancel()
+                else:
+                    offered.cancel()
             await asyncio.gather(runner, return_exceptions=True)
 
     async def close(self) -> None:
-        """Close every client's session (views share their account's; each closes once)."""
-        closed: set[int] = set()
-        for client in self._clients.values():
-            shared = client._shared
-            if id(shared) not in closed:
-                closed.add(id(shared))
-                await shared.close()
+        """Close every client's session, once per account, through the client that owns it
+        (``with_auth`` views share their owner's). Idempotent; the store stays open."""
+        owners = {id(c.owner): c.owner for c in self._clients.values()}
+        for owner in owners.values():
+            await owner.close()

@@ -27,25 +27,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Final, TypedDict, Unpack
 
 import msgspec
 
 from .checkpoint import Checkpoint, CheckpointStore
 from .models import Activity
-from .pagination import PageIterator
-from .protocol import format_since, list_request
+from .pagination import FetchPage, PageIterator
+from .protocol import MAX_PAGE_SIZE, format_since, list_request
 
-if TYPE_CHECKING:
-    from .client import ActivitiesAPI
+__all__ = [
+    "DEFAULT_MAX_PAGES_PER_POLL",
+    "ActivityWatcher",
+    "FetchPage",
+    "WatchOptions",
+    "WatchSettings",
+]
 
-__all__ = ["ActivityWatcher"]
+#: How many pages one poll reads before it waits an interval and reads on (10,000 activities
+#: at the default page size).
+DEFAULT_MAX_PAGES_PER_POLL: Final = 100
 
 log = logging.getLogger("zdactivity")
 
@@ -66,6 +74,71 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WatchOptions:
+    """How a watcher polls: one frozen set of options, shared by
+    :meth:`ActivitiesAPI.watch <zdactivity.ActivitiesAPI.watch>`, :class:`ActivityWatcher` and
+    :class:`~zdactivity.Fleet`, checked once when it is made (ValueError / TypeError).
+
+    ``since`` applies when there is no checkpoint yet (None: the whole 30-day window).
+    ``interval`` seconds between polls, spread by ``jitter`` (a share, 0 <= jitter < 1);
+    ``lookback`` re-reads that much before the high-water mark to catch activities that show up
+    late. ``page_size`` is 1..:data:`~zdactivity.protocol.MAX_PAGE_SIZE`. A poll reads at most
+    ``max_pages_per_poll`` pages, then waits an interval before reading on.
+    :meth:`replace` gives a copy with some options changed.
+    """
+
+    since: datetime | str | None = None
+    interval: float = 60.0
+    jitter: float = 0.2
+    lookback: timedelta = timedelta(minutes=10)
+    page_size: int = MAX_PAGE_SIZE
+    max_pages_per_poll: int = DEFAULT_MAX_PAGES_PER_POLL
+
+    def __post_init__(self) -> None:
+        if self.since is not None:
+            format_since(self.since)
+        if not self.interval > 0:
+            raise ValueError("interval must be a positive number of seconds")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be a share between 0 and 1")
+        if self.lookback < timedelta(0):
+            raise ValueError("lookback must not be negative")
+        page_size = self.page_size
+        if isinstance(page_size, bool) or not isinstance(page_size, int):
+            raise TypeError(f"page_size must be an int, not {type(page_size).__name__}")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
+        pages = self.max_pages_per_poll
+        if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
+            raise ValueError(f"max_pages_per_poll must be a positive int, not {pages!r}")
+
+    def replace(self, **changes: Unpack[WatchSettings]) -> WatchOptions:
+        """A copy with ``changes`` (checked like the original)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def build(
+        cls, options: WatchOptions | None = None, **settings: Unpack[WatchSettings]
+    ) -> WatchOptions:
+        """``options`` (or the defaults) with the keyword ``settings`` given on top."""
+        if options is not None and not isinstance(options, WatchOptions):
+            raise TypeError(f"options must be a WatchOptions, not {type(options).__name__}")
+        base = options if options is not None else cls()
+        return base.replace(**settings) if settings else base
+
+
+class WatchSettings(TypedDict, total=False):
+    """The options of :class:`WatchOptions` as keyword arguments (``watch(interval=30)``)."""
+
+    since: datetime | str | None
+    interval: float
+    jitter: float
+    lookback: timedelta
+    page_size: int
+    max_pages_per_poll: int
+
+
 class ActivityWatcher:
     """The async iterator returned by ``client.activities.watch()``.
 
@@ -82,48 +155,26 @@ class ActivityWatcher:
 
     def __init__(
         self,
-        api: ActivitiesAPI,
+        fetch_page: FetchPage,
+        options: WatchOptions | None = None,
         *,
-        since: datetime | str | None = None,
-        interval: float = 60.0,
-        jitter: float = 0.2,
-        lookback: timedelta = timedelta(minutes=10),
         checkpoint: CheckpointStore | None = None,
         key: str | None = None,
-        page_size: int = 100,
-        max_pages_per_poll: int = 100,
         poll_gate: asyncio.Semaphore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if not interval > 0:
-            raise ValueError("interval must be a positive number of seconds")
-        if not 0 <= jitter < 1:
-            raise ValueError("jitter must be a share between 0 and 1")
-        if lookback < timedelta(0):
-            raise ValueError("lookback must not be negative")
+        """Follow the listing that ``fetch_page`` (one request in, one decoded page out)
+        serves, as ``options`` say. ``client.activities.watch()`` makes one."""
+        options = WatchOptions.build(options)
         if checkpoint is not None and not key:
             raise ValueError("a checkpoint store needs key= (the agent's name in the store)")
-        if (
-            isinstance(max_pages_per_poll, bool)
-            or not isinstance(max_pages_per_poll, int)
-            or max_pages_per_poll < 1
-        ):
-            raise ValueError(
-                f"max_pages_per_poll must be a positive int, not {max_pages_per_poll!r}"
-            )
-        # Validated now, before any request.
-        self._since = None if since is None else format_since(since)
-        list_request(page_size=page_size)
-        self._api = api
-        self.interval = interval
-        self.jitter = jitter
-        self.lookback = lookback
+        self.options = options
+        self._since = None if options.since is None else format_since(options.since)
+        self._fetch_page = fetch_page
         self._store = checkpoint
         self.key = key
-        self._page_size = page_size
-        self.max_pages_per_poll = max_pages_per_poll
         self._gate = poll_gate
         self._sleep = sleep
         self._clock = clock or _utc_now
@@ -144,6 +195,26 @@ class ActivityWatcher:
         self._taken: Activity | None = None
         self._committed: Checkpoint | None = None
         self.polls = 0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between polls (before jitter)."""
+        return self.options.interval
+
+    @property
+    def jitter(self) -> float:
+        """The share by which each wait is spread."""
+        return self.options.jitter
+
+    @property
+    def lookback(self) -> timedelta:
+        """How far before the high-water mark each poll reads again."""
+        return self.options.lookback
+
+    @property
+    def max_pages_per_poll(self) -> int:
+        """Pages a poll reads before it waits an interval and reads on."""
+        return self.options.max_pages_per_poll
 
     # --- the consumer's side
 
@@ -265,8 +336,8 @@ class ActivityWatcher:
             cursor = position.cursor
             self._fresh = cursor is None
         self._next_cursor = cursor
-        first = list_request(since=position.since, page_size=self._page_size, cursor=cursor)
-        self._pages = PageIterator(self._api._fetch_page, first)
+        first = list_request(since=position.since, page_size=self.options.page_size, cursor=cursor)
+        self._pages = PageIterator(self._fetch_page, first)
         self._pages_read = 0
 
     async def _read_page(self) -> None:

@@ -2,27 +2,53 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import heapq
 import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 
-from . import __version__
-from .auth import APIToken
-from .client import Client
-from .fanout import AgentError, fan_out
-from .models import Activity
-from .ratelimit import RateLimiter
-from .retry import RetryPolicy
+from .._version import __version__
+from ..auth import APIToken
+from ..client import Client
+from ..fanout import AgentError, fan_out
+from ..models import Activity
+from ..protocol import MAX_PAGE_SIZE
+from ..ratelimit import RateLimiter
+from ..retry import RetryPolicy
+from .arguments import Parsers, add_page_size, positive_int
+from .common import EXIT_API, EXIT_OK, UsageError
 
-__all__ = ["run_demo"]
+__all__ = ["register", "run_demo"]
 
 PLAN_LIMIT = 700  # Enterprise: requests per minute for the whole account
 PLAN_WINDOW = 60.0
 TARGET_SECONDS = 3.0  # how long the scaled rate limit should make the fan-out take
 LIST_PATH = "/api/v2/activities"
+
+
+def register(sub: Parsers) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="fan out over a built-in emulated account and print a summary",
+        description="Start the built-in emulator with a realistic account (rate limit and "
+        "faults included), fan out over every agent and print a summary.",
+    )
+    demo.add_argument("--agents", type=positive_int, default=200, help="default 200")
+    demo.add_argument(
+        "--activities", type=int, default=50, help="activities per agent (default 50)"
+    )
+    add_page_size(demo, help=f"1..{MAX_PAGE_SIZE} (default {MAX_PAGE_SIZE})")
+    demo.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    if args.activities < 0:
+        raise UsageError("--activities must not be negative")
+    return asyncio.run(run_demo(args.agents, args.activities, args.page_size))
 
 
 def _scaled_limit(expected_requests: int) -> tuple[int, float]:
@@ -49,7 +75,7 @@ async def _progress(state: dict[str, int], started: float) -> None:
 
 
 async def run_demo(agents: int, activities: int, page_size: int, actors: int = 80) -> int:
-    from .testing import Emulator, Fault
+    from ..testing import Emulator, Fault
 
     expected = agents * (activities // page_size + 1)
     limit, window = _scaled_limit(expected)
@@ -147,4 +173,4 @@ async def run_demo(agents: int, activities: int, page_size: int, actors: int = 8
             print(
                 f"  {activity.created_at:%Y-%m-%d %H:%M}  {who:<22} -> {name:<22} {activity.title}"
             )
-    return 4 if failed else 0
+    return EXIT_API if failed else EXIT_OK

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .auth import APIToken, Auth, OAuthToken
+from ..auth import APIToken, Auth, OAuthToken
 
 __all__ = ["AgentSpec", "AgentsFileError", "read_agents"]
 

@@ -1,0 +1,114 @@
+"""Parsing the command line: the parser, its value types, and the options commands share."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn, TypeAlias
+
+from ..protocol import MAX_PAGE_SIZE, format_since
+from .common import EXIT_USAGE, UsageError, one_line
+
+__all__ = [
+    "Parser",
+    "Parsers",
+    "add_page_size",
+    "optional_since",
+    "page_size",
+    "parse_since",
+    "port",
+    "positive_int",
+    "seconds",
+]
+
+_RELATIVE = re.compile(r"(\d+)\s*([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one ``zdactivity: ...`` line (exit 2) that never
+    echoes an option's value (it may be a secret)."""
+
+    def error(self, message: str) -> NoReturn:
+        # "unrecognized arguments: --api-tokn SECRET" would print the secret: keep the options.
+        if message.startswith("unrecognized arguments: "):
+            words = message.removeprefix("unrecognized arguments: ").split()
+            shown = [w.split("=", 1)[0] for w in words if w.startswith("-")]
+            message = "unrecognized arguments" + (f": {' '.join(shown)}" if shown else "")
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"zdactivity: {one_line(message)}\n")
+
+
+#: What ``add_subparsers()`` returns: each command module adds its parser to it.
+Parsers: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def page_size(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: Zendesk pages hold at most {MAX_PAGE_SIZE} activities"
+        )
+    return value
+
+
+def add_page_size(parser: argparse.ArgumentParser, help: str = f"1..{MAX_PAGE_SIZE}") -> None:
+    """``--page-size``, 1..MAX_PAGE_SIZE, MAX_PAGE_SIZE by default."""
+    parser.add_argument("--page-size", type=page_size, default=MAX_PAGE_SIZE, help=help)
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0..65535)")
+    return value
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime | str:
+    """``--since``: an ISO 8601 time with ``Z`` or an offset, or ``30m``/``12h``/``7d`` ago."""
+    relative = _RELATIVE.fullmatch(text.strip())
+    if relative:
+        try:
+            delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+            return (now or datetime.now(UTC)) - delta
+        except OverflowError:
+            raise UsageError(
+                f"bad --since {text!r}: too far back (Zendesk keeps 30 days; use e.g. 12h or 7d)"
+            ) from None
+    try:
+        format_since(text)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise UsageError(
+            f"bad --since {text!r}: {exc} (use e.g. 2026-11-01T00:00:00Z, 12h or 7d)"
+        ) from None
+    return text
+
+
+def optional_since(text: str | None) -> datetime | str | None:
+    """``--since`` if given (see :func:`parse_since`)."""
+    return parse_since(text) if text else None

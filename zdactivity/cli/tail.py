@@ -1,0 +1,111 @@
+"""``zdactivity tail``: follow one agent's stream, printing each new activity once."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from .._signals import signal_handlers
+from ..checkpoint import CheckpointStore, MemoryCheckpointStore, SQLiteCheckpointStore
+from ..client import Client
+from .arguments import Parser, Parsers, optional_since, seconds
+from .common import EXIT_INTERRUPTED, EXIT_OK
+from .credentials import identity, run_with_client
+from .output import JSONLines, activity_record
+
+__all__ = ["register"]
+
+#: How long a poll in flight may go on after a stop signal before it is cancelled.
+BACKSTOP = 2.0
+
+
+class _Stopped(Exception):
+    """Raised out of ``tail``'s sleep when a signal asks it to stop."""
+
+
+def register(sub: Parsers, parents: list[Parser]) -> None:
+    tail = sub.add_parser(
+        "tail",
+        parents=parents,
+        help="follow the agent's stream, printing each new activity once",
+        description="Poll the agent's stream and print each new activity as a JSON line. "
+        "With --state, progress is saved after each printed activity, so a restart "
+        "continues where the last run stopped. Ctrl-C stops it (exit 130).",
+    )
+    tail.add_argument("--interval", type=seconds, default=60.0, help="seconds between polls")
+    tail.add_argument("--state", metavar="FILE", help="SQLite checkpoint file to resume from")
+    tail.add_argument("--since", help="where to start when FILE has no checkpoint yet")
+    tail.add_argument("--key", help="the checkpoint's key in FILE (default: the agent)")
+    tail.set_defaults(run=run_with_client(tail_activities))
+
+
+class _Stop:
+    """SIGINT / SIGTERM ask ``tail`` to stop: at once between polls; a poll in flight is
+    cancelled after :data:`BACKSTOP` seconds; a second signal cancels at once."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.signalled: list[int] = []
+        self._task = asyncio.current_task()
+        self._backstop: asyncio.TimerHandle | None = None
+
+    def __call__(self, signum: int) -> None:
+        task = self._task
+        if self.signalled and task is not None:
+            task.cancel()  # a second signal: stop now
+        self.signalled.append(signum)
+        self.event.set()
+        if task is not None and self._backstop is None:
+            # A poll in flight (a slow server, retries) is cancelled after a moment: the
+            # checkpoint was committed before the poll began, so nothing is lost.
+            self._backstop = asyncio.get_running_loop().call_later(BACKSTOP, task.cancel)
+
+    def disarm(self) -> None:
+        if self._backstop is not None:
+            self._backstop.cancel()
+
+    async def sleep(self, seconds: float) -> None:
+        """The watcher's sleep: ``seconds``, or until a signal."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), seconds)
+        if self.event.is_set():
+            raise _Stopped
+
+    def exit_code(self) -> int:
+        if self.signalled and self.signalled[0] == signal.SIGTERM:
+            return EXIT_OK
+        return EXIT_INTERRUPTED if self.signalled else EXIT_OK
+
+
+async def tail_activities(args: argparse.Namespace, client: Client) -> int:
+    since = optional_since(args.since)
+    stop = _Stop()
+    store: CheckpointStore
+    store = SQLiteCheckpointStore(args.state) if args.state else MemoryCheckpointStore()
+    out = JSONLines(flush_each=True)
+    with signal_handlers(asyncio.get_running_loop(), stop):
+        try:
+            watcher = client.activities.watch(
+                since=since,
+                interval=args.interval,
+                checkpoint=store,
+                key=args.key or identity(client),
+                sleep=stop.sleep,
+            )
+            try:
+                # A clean exit commits the activity printed last; one that failed to print
+                # (a closed pipe) is not committed, so it comes again next time.
+                async with watcher:
+                    async for activity in watcher:
+                        out.write(activity_record(activity))
+                        if stop.event.is_set():
+                            break
+            except (_Stopped, asyncio.CancelledError):
+                pass
+            finally:
+                stop.disarm()
+        finally:
+            await store.close()
+    return stop.exit_code()
