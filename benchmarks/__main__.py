@@ -304,7 +304,7 @@ def analysis(r: dict[str, Any]) -> str:
         f" from the floor ({last.wall / (last.floor or last.wall):.2f}x) is its own cost."
         " cProfile of the client at 1,000 agents: msgspec decoding ~13% of client time (pages,"
         " sideload ids, users), socket send ~9%, zlib decompress ~8%, aiohttp's request and"
-        " response machinery most of the rest; zdactivity's Python (`call`, `_send_once`,"
+        " response machinery most of the rest; zdactivity's Python (`_call`, `_send`,"
         " `RateLimiter`, `fan_out`) a few percent.",
         "- **Rate limit and memory** are bounded by design: the limiter spends the budget"
         " window by window and counts its own in-flight requests (no 429s); a stream keeps"

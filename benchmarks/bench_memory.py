@@ -104,9 +104,9 @@ async def _capture(url: str, agent: Agent, pages: int) -> list[bytes]:
     async with zdactivity.Client(base_url=url, auth=zdactivity.OAuthToken(agent.oauth_token)) as zd:
         request = protocol.list_request(page_size=100)
         for _ in range(pages):
-            response = await zd.call(request, lambda r: r)
-            bodies.append(response.body)
-            page = protocol.decode_page(response.body)
+            body = await zd._call(request, lambda body, _request_id: body)
+            bodies.append(body)
+            page = protocol.decode_page(body)
             if not page.has_more:
                 break
             request = request.with_param("page[after]", page.after_cursor or "")

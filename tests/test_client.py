@@ -245,8 +245,9 @@ async def test_unreachable_host_is_a_transport_error() -> None:
     async with zdactivity.Client(
         base_url=f"http://127.0.0.1:{port}", auth=zdactivity.OAuthToken("x"), retry=NO_RETRY
     ) as zd:
-        with pytest.raises(zdactivity.TransportError, match=r"127\.0\.0\.1"):
+        with pytest.raises(zdactivity.TransportError, match=r"127\.0\.0\.1") as info:
             await zd.activities.count()
+        assert isinstance(info.value, zdactivity.ConnectionFailedError)
 
 
 def test_configuration_errors() -> None:

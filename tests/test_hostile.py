@@ -47,7 +47,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zdactivity
-import zdactivity.client
 from zdactivity import ActivityPage, PaginationError, RetryPolicy, models
 from zdactivity import protocol as p
 from zdactivity.checkpoint import MemoryCheckpointStore

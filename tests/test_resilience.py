@@ -155,8 +155,9 @@ async def test_a_stalled_server_ends_in_a_retry_then_transport_error(emu: Emulat
         assert (await zd.activities.count()).value == 60  # the retry succeeds
         emu.inject(Fault.stall(), Fault.stall_mid_body(), Fault.stall())
         zd.retry = zdactivity.RetryPolicy(max_tries=3).testing()
-        with pytest.raises(zdactivity.TransportError, match="timed out"):
+        with pytest.raises(zdactivity.TransportError, match="timed out") as info:
             await zd.activities.count()
+        assert isinstance(info.value, zdactivity.RequestTimeoutError)
         assert time.monotonic() - started < 10
         assert emu.pending_faults == 0
 

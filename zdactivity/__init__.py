@@ -9,22 +9,29 @@ Quick look::
             print(activity.created_at, activity.title, activity.actor.name)
 
 ``zdactivity.testing.Emulator`` is a local Zendesk to run it (and your tests) against.
+
+The names that need aiohttp (the client, its transport, fan-out and the fleet) are loaded on
+first use, so that ``zdactivity.protocol``, ``zdactivity.models`` and ``zdactivity.errors``
+import without aiohttp.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .auth import APIToken, Auth, OAuthToken, OnRefresh
+from .auth import APIToken, Auth, OAuthToken, OnRefresh, RefreshableAuth
 from .checkpoint import (
     Checkpoint,
-    CheckpointError,
     CheckpointStore,
     MemoryCheckpointStore,
     SQLiteCheckpointStore,
 )
-from .client import ActivitiesAPI, Client, ClientStats, RequestEvent
 from .errors import (
+    AgentError,
     APIError,
     AuthenticationError,
     CertificateError,
+    CheckpointError,
+    ConnectionFailedError,
     DecodeError,
     InvalidRequestError,
     LocalRateLimitError,
@@ -33,13 +40,12 @@ from .errors import (
     PaginationError,
     PermissionDeniedError,
     RateLimitError,
+    RequestTimeoutError,
     ResponseTooLargeError,
     ServerError,
     TransportError,
     ZendeskError,
 )
-from .fanout import AgentError, fan_out
-from .fleet import AgentStatus, Fleet
 from .models import (
     SYSTEM_USER,
     Activity,
@@ -54,10 +60,44 @@ from .models import (
     User,
 )
 from .pagination import ActivityPager, PageIterator
-from .ratelimit import RateLimiter, RateLimitState
+from .ratelimit import Permit, RateLimitBackend, RateLimiter, RateLimitState
 from .retry import RetryPolicy
-from .transport import Timeout
 from .watch import ActivityWatcher, WatchOptions
+
+if TYPE_CHECKING:
+    from .client import ActivitiesAPI, Client, ClientStats, RequestEvent
+    from .fanout import fan_out
+    from .fleet import AgentStatus, Fleet
+    from .transport import Timeout, Transport
+
+# name -> the module that defines it, imported on first access (they import aiohttp)
+_LAZY = {
+    "ActivitiesAPI": "client",
+    "Client": "client",
+    "ClientStats": "client",
+    "RequestEvent": "client",
+    "fan_out": "fanout",
+    "AgentStatus": "fleet",
+    "Fleet": "fleet",
+    "Timeout": "transport",
+    "Transport": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zdactivity' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "SYSTEM_USER",
@@ -81,6 +121,7 @@ __all__ = [
     "Client",
     "ClientStats",
     "Comment",
+    "ConnectionFailedError",
     "Content",
     "DecodeError",
     "Fleet",
@@ -94,11 +135,15 @@ __all__ = [
     "PaginationDepthError",
     "PaginationError",
     "PermissionDeniedError",
+    "Permit",
     "Photo",
+    "RateLimitBackend",
     "RateLimitError",
     "RateLimitState",
     "RateLimiter",
+    "RefreshableAuth",
     "RequestEvent",
+    "RequestTimeoutError",
     "ResponseTooLargeError",
     "RetryPolicy",
     "SQLiteCheckpointStore",
@@ -106,6 +151,7 @@ __all__ = [
     "Thumbnail",
     "Ticket",
     "Timeout",
+    "Transport",
     "TransportError",
     "User",
     "WatchOptions",

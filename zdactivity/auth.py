@@ -8,15 +8,52 @@ import copy
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["APIToken", "Auth", "OAuthToken", "OnRefresh"]
+from .protocol import Request, credential_problem, refresh_request
+
+__all__ = ["APIToken", "Auth", "OAuthToken", "OnRefresh", "RefreshSender", "RefreshableAuth"]
 
 
 @runtime_checkable
 class Auth(Protocol):
-    """Anything that can produce an ``Authorization`` header value."""
+    """Anything that can produce an ``Authorization`` header value.
+
+    Such credentials are sent as they are; a 401 is raised. Credentials that can renew
+    themselves on a 401 implement :class:`RefreshableAuth` too (as :class:`OAuthToken` does).
+    """
 
     def authorization(self) -> str:
         """Return the value of the ``Authorization`` header."""
+        ...
+
+
+RefreshSender = Callable[[Request], Awaitable[tuple[str, str]]]
+"""Sends a token request (:func:`zdactivity.protocol.refresh_request`) with the client's
+retries and returns the new ``(access_token, refresh_token)``, or raises AuthenticationError."""
+
+
+@runtime_checkable
+class RefreshableAuth(Auth, Protocol):
+    """Credentials the client renews on a 401, then retries the request once.
+
+    The client reads :attr:`generation` before each attempt; on a 401 it calls
+    ``await auth.refresh(generation, send)`` when :attr:`can_refresh` is true. ``refresh`` must
+    refresh at most once for all requests that failed with the same generation (later callers
+    share its outcome), build its request with :func:`zdactivity.protocol.refresh_request`,
+    hand it to ``send``, and install the pair ``send`` returns.
+    """
+
+    @property
+    def can_refresh(self) -> bool:
+        """True when a refresh is possible (a refresh token is known)."""
+        ...
+
+    @property
+    def generation(self) -> int:
+        """Counts finished refreshes; read before sending, passed to :meth:`refresh`."""
+        ...
+
+    async def refresh(self, failed_generation: int, send: RefreshSender) -> None:
+        """Refresh once for all requests sent with ``failed_generation``."""
         ...
 
 
@@ -33,19 +70,7 @@ def _optional(value: object, name: str) -> str | None:
     return None if value is None else _require(value, name)
 
 
-def _unusable(value: str) -> str | None:
-    """Why ``value`` cannot be sent as (part of) a credential, or None if it can.
-
-    Control characters (CR, LF, NUL, tab... and DEL) would split or corrupt the header; the
-    reason never quotes the value.
-    """
-    if not value.strip():
-        return "is missing or empty"
-    if not value.isprintable() and any(
-        ch < " " or "\x7f" <= ch <= "\x9f" or ch in "\u2028\u2029" for ch in value
-    ):
-        return "contains a control character (CR, LF, NUL, tab...), which cannot be sent"
-    return None
+_unusable = credential_problem
 
 
 class APIToken:
@@ -79,8 +104,6 @@ class APIToken:
 OnRefresh = Callable[[str, str], Awaitable[None]]
 """Called with ``(access_token, refresh_token)`` after a refresh, before the new pair is used."""
 
-RefreshSender = Callable[[dict[str, str]], Awaitable[tuple[str, str]]]
-
 
 def _fresh(error: Exception) -> Exception:
     """A new exception object equal to ``error``, without its traceback or chain."""
@@ -91,7 +114,8 @@ def _fresh(error: Exception) -> Exception:
 
 
 class OAuthToken:
-    """An OAuth access token: ``Bearer {access_token}``, optionally refreshable.
+    """An OAuth access token: ``Bearer {access_token}``, optionally refreshable
+    (a :class:`RefreshableAuth`).
 
     With ``refresh_token`` (and ``client_id`` / ``client_secret``), a 401 triggers exactly one
     refresh (``POST /oauth/tokens``, ``grant_type=refresh_token``) however many requests are in
@@ -174,13 +198,11 @@ class OAuthToken:
                 # A refresh failed after the request was sent: share its outcome, as a new
                 # exception (re-raising one object would grow its traceback with every raise).
                 raise _fresh(self._failure)
-            form = {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
-            if self._client_id is not None:
-                form["client_id"] = self._client_id
-            if self._client_secret is not None:
-                form["client_secret"] = self._client_secret
+            request = refresh_request(
+                self._refresh_token, client_id=self._client_id, client_secret=self._client_secret
+            )
             try:
-                access, refresh = await send(form)
+                access, refresh = await send(request)
             except Exception as exc:
                 self._failure = _fresh(exc)  # no traceback: no frame of this call is kept
                 self._generation += 1

@@ -49,6 +49,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 import msgspec
 
 from ._aio import AsyncClosing
+from .errors import CheckpointError
 
 __all__ = [
     "Checkpoint",
@@ -79,15 +80,6 @@ class Checkpoint:
     #: Where an unfinished poll stands (opaque text the watcher writes; None between polls), so
     #: that a restart continues that poll's listing instead of losing or repeating its pages.
     position: str | None = None
-
-
-class CheckpointError(Exception):
-    """A checkpoint store could not be read or written: an unreadable, corrupt or foreign
-    database file, or a stored checkpoint that does not decode. ``.path`` names the store."""
-
-    def __init__(self, message: str, path: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 @runtime_checkable

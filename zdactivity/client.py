@@ -1,4 +1,9 @@
-"""The async client: one aiohttp session, the activities API, retries per request.
+"""The async client: the activities API, and the loop that sends one request with retries.
+
+Each attempt reads: acquire budget from the account's rate limiter (``ratelimit.py``), send
+through the transport (``transport.py``), interpret the response (``protocol.interpret``:
+a decoded value or a typed error, with its retry facts), then decide: return, refresh the
+OAuth token, retry after a delay, or raise.
 
 Every wait of a request is bounded: the rate limiter's sleeps by what is left of the retry
 policy's ``max_time`` (a 429's account-wide pause also by ``max_retry_after``), its wait for
@@ -20,18 +25,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar, Unpack
 
 import aiohttp
-import msgspec
 
 from . import protocol
 from ._aio import AsyncClosing
 from ._version import __version__
-from .auth import Auth, OAuthToken, _unusable
+from .auth import Auth, RefreshableAuth, _unusable
 from .errors import (
-    APIError,
     AuthenticationError,
     LocalRateLimitError,
     RateLimitError,
-    TransportError,
+    RequestTimeoutError,
     ZendeskError,
 )
 from .models import (
@@ -43,10 +46,10 @@ from .models import (
     UserCache,
 )
 from .pagination import DEFAULT_MAX_PAGES, ActivityPager
-from .protocol import Pagination, Request
-from .ratelimit import Permit, RateLimiter
+from .protocol import Decoder, Pagination, Request
+from .ratelimit import Permit, RateLimitBackend, RateLimiter
 from .retry import RetryPolicy
-from .transport import Response, Timeout, check_seconds, send
+from .transport import AiohttpTransport, Response, Timeout, Transport, check_seconds
 from .watch import ActivityWatcher, WatchOptions, WatchSettings
 
 if TYPE_CHECKING:
@@ -95,55 +98,31 @@ RequestHook = Callable[[RequestEvent], None]
 
 
 class _Shared:
-    """What a client and all its ``with_auth`` views share: session, limiter, counters, and the
-    cache of user records (one account: its records are the same whoever asks)."""
+    """What a client and all its ``with_auth`` views share: transport, limiter, counters, and
+    the cache of user records (one account: its records are the same whoever asks)."""
 
-    __slots__ = (
-        "borrowed",
-        "closed",
-        "limiter",
-        "max_connections",
-        "session",
-        "stats",
-        "trace_configs",
-        "users",
-    )
+    __slots__ = ("closed", "limiter", "stats", "transport", "users")
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession | None,
-        max_connections: int,
-        limiter: RateLimiter,
-        trace_configs: Sequence[aiohttp.TraceConfig],
-        users: UserCache,
-    ) -> None:
+    def __init__(self, transport: Transport, limiter: RateLimitBackend, users: UserCache) -> None:
         self.users = users
-        self.session = session
-        self.borrowed = session is not None
+        self.transport = transport
         self.closed = False
-        self.max_connections = max_connections
         self.limiter = limiter
         self.stats = ClientStats()
-        self.trace_configs = list(trace_configs)
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         self.users.close()
-        if self.session is not None and not self.borrowed:
-            await self.session.close()
+        if isinstance(self.transport, AiohttpTransport):
+            await self.transport.close()  # a borrowed session stays open
 
-    def get_session(self) -> aiohttp.ClientSession:
-        if self.closed:
-            raise RuntimeError("this zdactivity Client is closed")
-        if self.session is None:
-            # Created lazily, inside the running event loop.
-            connector = aiohttp.TCPConnector(limit=self.max_connections)
-            self.session = aiohttp.ClientSession(
-                connector=connector, trace_configs=self.trace_configs or None
-            )
-        return self.session
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The aiohttp session of the default transport (None before the first request)."""
+        transport = self.transport
+        return transport.session if isinstance(transport, AiohttpTransport) else None
 
 
 class Client(AsyncClosing):
@@ -157,10 +136,15 @@ class Client(AsyncClosing):
 
     It owns one :class:`aiohttp.ClientSession`, or borrows ``session`` (and then never closes
     it). :meth:`with_auth` gives a client for another agent of the same account that shares the
-    session, the :class:`~zdactivity.RateLimiter` and the counters. ``base_url`` must be https
-    except on loopback (the emulator) or with ``allow_http=True``.
+    session, the rate limiter and the counters. ``base_url`` must be https except on loopback
+    (the emulator) or with ``allow_http=True``.
 
-    ``rate_limiter``: pass one object to every client of an account (one is made otherwise).
+    ``transport``: instead of aiohttp, any :class:`~zdactivity.transport.Transport` (borrowed:
+    the client never closes it; ``session``, ``max_connections`` and ``trace_configs`` then do
+    not apply).
+    ``rate_limiter``: pass one object to every client of an account (a
+    :class:`~zdactivity.RateLimiter` is made otherwise); any
+    :class:`~zdactivity.RateLimitBackend` will do.
     ``user_cache_size`` / ``user_cache_bytes``: how many user records (512), and how much memory
     by estimate (8 MiB), the client keeps to decode a recurring actor once across pages; shared
     with its views, released by :meth:`close`; 0 turns it off.
@@ -182,32 +166,39 @@ class Client(AsyncClosing):
         allow_http: bool = False,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_connections: int = 100,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: RateLimitBackend | None = None,
         on_request: RequestHook | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         user_cache_size: int = DEFAULT_USER_CACHE_SIZE,
         user_cache_bytes: int = DEFAULT_USER_CACHE_BYTES,
+        transport: Transport | None = None,
     ) -> None:
         self.base_url = protocol.resolve_base_url(subdomain, base_url, allow_http=allow_http)
-        self._auth = _check_auth(auth)
+        self._auth, self._refreshable = _check_auth(auth)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
+        if transport is not None:
+            if session is not None:
+                raise ValueError("give session= or transport=, not both")
+            if not isinstance(transport, Transport):
+                raise TypeError("transport must implement zdactivity.transport.Transport")
+        else:
+            transport = AiohttpTransport(
+                session, max_connections=max_connections, trace_configs=trace_configs
+            )
         if not isinstance(timeout, Timeout):
             timeout = Timeout(total=check_seconds("timeout", timeout))
         self.timeout = timeout
-        self._client_timeout = timeout.to_aiohttp()
         self.retry = retry if retry is not None else RetryPolicy()
         self.user_agent = user_agent or DEFAULT_USER_AGENT
         if max_body_size < 1:
             raise ValueError("max_body_size must be positive")
         self.max_body_size = max_body_size
-        if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
-            raise TypeError("rate_limiter must be a zdactivity.RateLimiter")
+        if rate_limiter is not None and not isinstance(rate_limiter, RateLimitBackend):
+            raise TypeError("rate_limiter must be a zdactivity.RateLimiter (or a RateLimitBackend)")
         self._shared = _Shared(
-            session,
-            max_connections,
+            transport,
             rate_limiter or RateLimiter(),
-            trace_configs,
             UserCache(user_cache_size, user_cache_bytes),
         )
         self.on_request = on_request
@@ -218,8 +209,9 @@ class Client(AsyncClosing):
     # --- lifecycle ---
 
     async def close(self) -> None:
-        """Close the owned session (idempotent). A borrowed session stays open; closing a
-        ``with_auth`` view does nothing, since the session belongs to the client it came from."""
+        """Close the owned session (idempotent). A borrowed session or transport stays open;
+        closing a ``with_auth`` view does nothing, since the session belongs to the client it
+        came from."""
         if not self._is_view:
             await self._shared.close()
 
@@ -237,14 +229,14 @@ class Client(AsyncClosing):
     def with_auth(self, auth: Auth) -> Client:
         """A client for another agent of the same account, sharing this client's session."""
         view = copy.copy(self)
-        view._auth = _check_auth(auth)
+        view._auth, view._refreshable = _check_auth(auth)
         view._is_view = True
         view.activities = ActivitiesAPI(view)
         return view
 
     @property
-    def rate_limiter(self) -> RateLimiter:
-        """The account's shared rate limiter."""
+    def rate_limiter(self) -> RateLimitBackend:
+        """The account's shared rate limiter (a :class:`~zdactivity.RateLimiter` by default)."""
         return self._shared.limiter
 
     @property
@@ -260,30 +252,83 @@ class Client(AsyncClosing):
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, auth={self._auth!r})"
 
-    # --- requests ---
+    # --- one request: acquire, send, interpret, decide ---
 
-    async def _send_once(
-        self, request: Request, authorization: str | None, *, budget: float | None = None
-    ) -> Response:
-        """One attempt: wait for the rate limiter (sleeping at most ``budget`` seconds), send."""
-        shared = self._shared
+    async def _call(self, request: Request, decode: Decoder[T]) -> T:
+        """Send ``request`` with retries; ``decode`` turns a successful body into the result.
+
+        Each attempt waits for the account's rate limiter; a 429 pauses the whole account.
+        A 401 with refreshable credentials (:class:`~zdactivity.auth.RefreshableAuth`)
+        refreshes them once and retries.
+        """
+        policy, shared, refreshable = self.retry, self._shared, self._refreshable
         limiter = shared.limiter
+        started = policy.clock()
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            generation = refreshable.generation if refreshable is not None else 0
+            authorization = _authorization(self._auth)
+            sent = policy.clock()
+            status = request_id = None
+            shared.stats.requests += 1
+            # The limiter's sleeps count against max_time like the retry delays do.
+            budget = policy.max_time - (sent - started)
+            try:
+                permit = await self._acquire(request, budget)
+                response = await self._send(request, authorization, permit)
+            except ZendeskError as exc:
+                error: ZendeskError = exc
+            else:
+                status = response.status
+                shared.stats.bytes_received += len(response.body)
+                outcome = await self._interpret(request, response, permit, decode)
+                request_id = outcome.request_id
+                if outcome.error is None:
+                    self._report(request, attempt, status, request_id, sent, None, None)
+                    return outcome.value  # type: ignore[return-value]
+                error = outcome.error
+            # decide
+            shared.stats.errors += 1
+            if (
+                isinstance(error, AuthenticationError)
+                and refreshable is not None
+                and refreshable.can_refresh
+                and not refreshed
+            ):
+                self._report(request, attempt, status, request_id, sent, error, 0.0)
+                refreshed = True
+                await self._refresh(refreshable, generation)
+                continue
+            delay = policy.delay_for(error, attempt, policy.clock() - started)
+            if status == 429 and isinstance(error, RateLimitError):
+                # Every request of the account waits, not only this one.
+                shared.stats.rate_limited += 1
+                # A Retry-After above max_retry_after fails this request (delay is None)
+                # and holds the account for max_retry_after at most, never 31 years.
+                pause = error.retry_after if error.retry_after is not None else delay
+                await limiter.apause(min(pause or 0.0, policy.max_retry_after))
+            self._report(request, attempt, status, request_id, sent, error, delay)
+            if delay is None:
+                raise error
+            shared.stats.retries += 1
+            await policy.sleep(delay)
+
+    async def _acquire(self, request: Request, budget: float | None) -> Permit:
+        """Wait for the rate limiter (sleeping at most ``budget`` seconds in all)."""
         policy = self.retry
         total = self.timeout.total
-        where = f"{request.method} {self.base_url}{request.path}"
         error: ZendeskError
         try:
-            permit = await limiter.acquire(
+            return await self._shared.limiter.acquire(
                 max_wait=policy.max_retry_after,
                 budget=budget,
                 answer_timeout=total,
                 sleep=policy.sleep,
             )
         except TimeoutError:
-            error = TransportError(
-                f"{where}: timed out after {total:g}s waiting in the rate limiter for the "
-                "answer to the request it let out first"
-            )
+            error = self._limiter_timeout(request)
         except LocalRateLimitError as refused:
             error = LocalRateLimitError(
                 429,
@@ -292,108 +337,69 @@ class Client(AsyncClosing):
                 method=request.method,
                 path=request.path,
             )
-        else:
-            return await self._send_permitted(request, authorization, permit, where)
         raise error
 
-    async def _send_permitted(
-        self, request: Request, authorization: str | None, permit: Permit, where: str
-    ) -> Response:
+    def _limiter_timeout(self, request: Request) -> RequestTimeoutError:
+        return RequestTimeoutError(
+            f"{request.method} {self.base_url}{request.path}: timed out after "
+            f"{self.timeout.total:g}s waiting in the rate limiter for the answer to the "
+            "request it let out first"
+        )
+
+    async def _send(self, request: Request, authorization: str | None, permit: Permit) -> Response:
+        """Send through the transport; the permit goes back to the limiter if no answer."""
         shared = self._shared
-        limiter = shared.limiter
-        client_timeout = self._client_timeout
-        total = self.timeout.total
+        timeout = self.timeout
+        total = timeout.total
         if permit.waited_for_answer and total is not None:
             # The wait for another request's answer was part of this attempt's total.
             left = total - permit.waited_for_answer
             if left <= 0:
-                limiter.release(permit)
-                raise TransportError(
-                    f"{where}: timed out after {total:g}s waiting in the rate limiter for the "
-                    "answer to the request it let out first"
-                )
-            client_timeout = dataclasses.replace(self.timeout, total=left).to_aiohttp()
+                await shared.limiter.arelease(permit)
+                raise self._limiter_timeout(request)
+            timeout = dataclasses.replace(timeout, total=left)
         headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         if authorization is not None:
             headers["Authorization"] = authorization
         try:
-            response = await send(
-                shared.get_session(),
+            return await shared.transport.send(
+                request.method,
                 self.base_url + request.path,
-                method=request.method,
                 params=request.params,
                 headers=headers,
-                client_timeout=client_timeout,
+                form=request.form,
+                timeout=timeout,
                 max_body_size=self.max_body_size,
-                data=dict(request.form) if request.form is not None else None,
             )
         except BaseException:
-            limiter.release(permit)
+            await shared.limiter.arelease(permit)
             raise
-        limiter.observe(permit, protocol.rate_limit_from_headers(response.headers))
-        return response
 
-    async def call(self, request: Request, decode: Callable[[Response], T]) -> T:
-        """Send ``request`` with retries and decode a successful response with ``decode``.
-
-        Each attempt waits for the account's rate limiter; a 429 pauses the whole account.
-        A 401 with a refreshable :class:`OAuthToken` refreshes it once and retries.
-        """
-        policy, shared, auth = self.retry, self._shared, self._auth
-        started = policy.clock()
-        attempt = 0
-        refreshed = False
-        while True:
-            attempt += 1
-            generation = auth.generation if isinstance(auth, OAuthToken) else 0
-            authorization = _authorization(auth)
-            sent = policy.clock()
-            status = request_id = None
-            try:
-                shared.stats.requests += 1
-                # The limiter's sleeps count against max_time like the retry delays do.
-                budget = policy.max_time - (sent - started)
-                response = await self._send_once(request, authorization, budget=budget)
-                status = response.status
-                shared.stats.bytes_received += len(response.body)
-                request_id = protocol.request_id_from_headers(response.headers)
-                if status >= 300:
-                    raise protocol.error_from_response(
-                        status,
-                        response.headers,
-                        response.body,
-                        method=request.method,
-                        path=request.path,
-                    )
-                protocol.check_content_type(response.headers, response.body)
-                result = decode(response)
-                self._report(request, attempt, status, request_id, sent, None, None)
-                return result
-            except ZendeskError as error:
-                shared.stats.errors += 1
-                if (
-                    isinstance(error, AuthenticationError)
-                    and isinstance(auth, OAuthToken)
-                    and auth.can_refresh
-                    and not refreshed
-                ):
-                    self._report(request, attempt, status, request_id, sent, error, 0.0)
-                    refreshed = True
-                    await self._refresh(auth, generation)
-                    continue
-                delay = policy.delay_for(error, attempt, policy.clock() - started)
-                if status == 429 and isinstance(error, RateLimitError):
-                    # Every request of the account waits, not only this one.
-                    shared.stats.rate_limited += 1
-                    # A Retry-After above max_retry_after fails this request (delay is None)
-                    # and holds the account for max_retry_after at most, never 31 years.
-                    pause = error.retry_after if error.retry_after is not None else delay
-                    shared.limiter.pause(min(pause or 0.0, policy.max_retry_after))
-                self._report(request, attempt, status, request_id, sent, error, delay)
-                if delay is None:
-                    raise
-                shared.stats.retries += 1
-                await policy.sleep(delay)
+    async def _interpret(
+        self,
+        request: Request,
+        response: Response,
+        permit: Permit,
+        decode: Decoder[T],
+        *,
+        require_json: bool = True,
+    ) -> protocol.Outcome[T]:
+        """:func:`protocol.interpret`, then hand the permit back with what it learnt."""
+        limiter = self._shared.limiter
+        try:
+            outcome = protocol.interpret(
+                request,
+                response.status,
+                response.headers,
+                response.body,
+                decode,
+                require_json=require_json,
+            )
+        except BaseException:  # a bug in a decoder: the permit must still go back
+            await limiter.arelease(permit)
+            raise
+        await limiter.aobserve(permit, outcome.rate_limit)
+        return outcome
 
     def _report(
         self,
@@ -441,90 +447,51 @@ class Client(AsyncClosing):
                 )
             )
 
-    async def _refresh(self, auth: OAuthToken, generation: int) -> None:
+    async def _refresh(self, auth: RefreshableAuth, generation: int) -> None:
         policy, shared = self.retry, self._shared
 
-        async def send_refresh(form: dict[str, str]) -> tuple[str, str]:
+        async def send_refresh(request: Request) -> tuple[str, str]:
             # Transient failures (5xx, 429, resets, timeouts) are retried under the client's
             # policy; whatever ends it is an AuthenticationError naming the refresh.
-            request = Request("POST", "/oauth/tokens", form=tuple(form.items()))
             started = policy.clock()
             attempt = 0
             while True:
                 attempt += 1
+                shared.stats.requests += 1
                 try:
-                    shared.stats.requests += 1
-                    response = await self._send_once(request, None)
-                    if response.status >= 300:
-                        raise protocol.error_from_response(
-                            response.status,
-                            response.headers,
-                            response.body,
-                            method="POST",
-                            path="/oauth/tokens",
-                        )
-                except ZendeskError as error:
-                    shared.stats.errors += 1
-                    delay = policy.delay_for(error, attempt, policy.clock() - started)
-                    if delay is None:
-                        raise _refresh_failed(error) from error
-                    if isinstance(error, RateLimitError):
-                        shared.stats.rate_limited += 1
-                        pause = error.retry_after if error.retry_after is not None else delay
-                        shared.limiter.pause(pause)
-                    log.debug(
-                        "POST /oauth/tokens failed (attempt %d): %s; retry in %.2fs",
-                        attempt,
-                        type(error).__name__,
-                        delay,
+                    permit = await self._acquire(request, None)
+                    response = await self._send(request, None, permit)
+                except ZendeskError as exc:
+                    error: ZendeskError = exc
+                else:
+                    outcome = await self._interpret(
+                        request, response, permit, protocol.decode_token_pair, require_json=False
                     )
-                    shared.stats.retries += 1
-                    await policy.sleep(delay)
-                    continue
-                pair = _token_pair(response.status, response.body)
-                shared.stats.refreshes += 1
-                return pair
+                    if outcome.error is None:
+                        shared.stats.refreshes += 1
+                        return outcome.value  # type: ignore[return-value]
+                    if outcome.status < 300:  # a 2xx without a usable token pair: final
+                        raise outcome.error
+                    error = outcome.error
+                shared.stats.errors += 1
+                delay = policy.delay_for(error, attempt, policy.clock() - started)
+                if delay is None:
+                    raise protocol.refresh_error(error) from error
+                if isinstance(error, RateLimitError):
+                    shared.stats.rate_limited += 1
+                    pause = error.retry_after if error.retry_after is not None else delay
+                    await shared.limiter.apause(pause)
+                log.debug(
+                    "POST %s failed (attempt %d): %s; retry in %.2fs",
+                    protocol.TOKEN_PATH,
+                    attempt,
+                    type(error).__name__,
+                    delay,
+                )
+                shared.stats.retries += 1
+                await policy.sleep(delay)
 
         await auth.refresh(generation, send_refresh)
-
-
-def _token_pair(status: int, body: bytes) -> tuple[str, str]:
-    """The new (access, refresh) pair of a token response; AuthenticationError if unusable."""
-    try:
-        pair = _TOKEN_DECODER.decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        raise AuthenticationError(
-            status, description="OAuth refresh returned no token pair"
-        ) from None
-    for name, value in (("access_token", pair.access_token), ("refresh_token", pair.refresh_token)):
-        problem = _unusable(value)
-        if problem is not None:  # never the value itself: it is a secret
-            raise AuthenticationError(
-                status, description=f"OAuth refresh returned an unusable {name}: it {problem}"
-            )
-    return pair.access_token, pair.refresh_token
-
-
-def _refresh_failed(error: ZendeskError) -> AuthenticationError:
-    if isinstance(error, APIError):
-        return AuthenticationError(
-            error.status,
-            code=error.code,
-            description=f"OAuth refresh failed: {error.description or error.status}",
-            request_id=error.request_id,
-            method="POST",
-            path="/oauth/tokens",
-            retry_after=error.retry_after,
-        )
-    return AuthenticationError(401, description=f"OAuth refresh failed: {error}")
-
-
-class _TokenPair(msgspec.Struct):
-    access_token: str
-    refresh_token: str
-
-
-_TOKEN_DECODER = msgspec.json.Decoder(_TokenPair)
 
 
 class ActivitiesAPI:
@@ -608,27 +575,23 @@ class ActivitiesAPI:
         )
 
     async def _fetch_page(self, request: Request) -> ActivityPage:
-        return await self._client.call(request, self._decode_page)
+        return await self._client._call(request, self._decode_page)
 
-    def _decode_page(self, response: Response) -> ActivityPage:
-        return protocol.decode_page(
-            response.body,
-            request_id=protocol.request_id_from_headers(response.headers),
-            cache=self._client._shared.users,
-        )
+    def _decode_page(self, body: bytes, request_id: str | None) -> ActivityPage:
+        return protocol.decode_page(body, request_id=request_id, cache=self._client._shared.users)
 
     async def get(self, activity_id: int) -> Activity:
         """One activity of the calling agent's stream (NotFoundError for anyone else's)."""
         cache = self._client._shared.users
-        return await self._client.call(
+        return await self._client._call(
             protocol.show_request(activity_id),
-            lambda r: protocol.decode_activity(r.body, cache=cache),
+            lambda body, _request_id: protocol.decode_activity(body, cache=cache),
         )
 
     async def count(self) -> ActivityCount:
         """The approximate number of activities of the last 30 days."""
-        return await self._client.call(
-            protocol.count_request(), lambda r: protocol.decode_count(r.body)
+        return await self._client._call(
+            protocol.count_request(), lambda body, _request_id: protocol.decode_count(body)
         )
 
 
@@ -643,9 +606,10 @@ def _authorization(auth: Auth) -> str:
     return value
 
 
-def _check_auth(auth: object) -> Auth:
+def _check_auth(auth: object) -> tuple[Auth, RefreshableAuth | None]:
+    """``auth``, and the same object if it can refresh itself (checked once, not per request)."""
     if auth is None:
         raise ValueError("credentials are missing: pass auth=APIToken(...) or OAuthToken(...)")
     if not isinstance(auth, Auth):
         raise TypeError(f"auth must be an APIToken or OAuthToken, not {type(auth).__name__}")
-    return auth
+    return auth, auth if isinstance(auth, RefreshableAuth) else None

@@ -2,36 +2,57 @@
 
 ::
 
-    ZendeskError
+    ZendeskError                 base class: ``except zdactivity.ZendeskError`` catches them all
     ├── APIError                 the server answered with an error status
     │   ├── AuthenticationError      401 (bad or expired credentials, failed OAuth refresh)
     │   ├── PermissionDeniedError    403 (not an agent, or no access)
     │   ├── NotFoundError            404 (unknown id, or another agent's activity)
     │   ├── InvalidRequestError      400, 422
-    │   ├── RateLimitError           429 (``.retry_after`` seconds, when known)
-    │   │   └── LocalRateLimitError      the local limiter refused to wait that long; nothing sent
+    │   ├── RateLimitError           429 from the server (``.retry_after`` seconds, when known)
+    │   │   └── LocalRateLimitError      NOT from the server: the local rate limiter refused to
+    │   │                                wait that long and nothing was sent (``.request_id``
+    │   │                                None; never retried)
     │   └── ServerError              5xx
-    ├── TransportError           no usable answer: connection refused or reset, DNS, timeout
+    ├── TransportError           no usable answer (catches all four below)
+    │   ├── ConnectionFailedError    connection refused or reset, DNS, a body cut off
+    │   ├── RequestTimeoutError      an attempt ran out of its Timeout (connect, read, total),
+    │   │                            waiting in the rate limiter for another request included
     │   ├── ResponseTooLargeError    a body over ``max_body_size`` (never retried)
     │   └── CertificateError         the server's TLS certificate could not be verified (never
     │                                retried)
     ├── DecodeError              a body that is not JSON, is truncated, or has the wrong shape
-    └── PaginationError          a cursor that repeats, a page that promises more with no cursor
-        └── PaginationDepthError     offset pagination past 100 pages / 10,000 records
+    ├── PaginationError          a cursor that repeats, a page that promises more with no cursor,
+    │   │                        ``max_pages`` reached
+    │   └── PaginationDepthError     offset pagination past 100 pages / 10,000 records
+    ├── AgentError               one agent of ``fan_out`` failed (``.key``, ``.error``); also
+    │                            importable from ``zdactivity.fanout``
+    └── CheckpointError          a checkpoint store could not be read or written (``.path``);
+                                 also importable from ``zdactivity.checkpoint``
 
 ``APIError`` carries ``.status``, ``.request_id`` (quote it to Zendesk support), ``.body`` (a
 short text snippet), Zendesk's ``.code`` / ``.description`` parsed from whichever of its error
 body shapes came back, and ``.retry_after`` (seconds, from ``Retry-After`` on 429 and 503).
 Messages never contain credentials, and no exception reachable from a zdactivity error
 (``__cause__``, ``__context__``, attributes) holds an aiohttp or msgspec exception.
+
+Outside the tree: bad arguments raise ``ValueError`` / ``TypeError`` where they are given (a
+constructor, ``list(...)``), before any request; a closed client raises ``RuntimeError``;
+cancellation stays ``asyncio.CancelledError``. ``fan_out`` raises its ``AgentError`` values in
+an ``ExceptionGroup`` (``except* zdactivity.AgentError``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
 __all__ = [
     "APIError",
+    "AgentError",
     "AuthenticationError",
     "CertificateError",
+    "CheckpointError",
+    "ConnectionFailedError",
     "DecodeError",
     "InvalidRequestError",
     "LocalRateLimitError",
@@ -40,6 +61,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RequestTimeoutError",
     "ResponseTooLargeError",
     "ServerError",
     "TransportError",
@@ -130,7 +152,9 @@ class LocalRateLimitError(RateLimitError):
     Raised when the account is paused by an earlier 429 for longer than the retry policy's
     ``max_retry_after``, or when waiting for the account's budget would overrun the request's
     ``max_time``. ``retry_after`` is the wait that was refused; ``status`` is 429 and
-    ``request_id`` None: the server was not asked.
+    ``request_id`` None: the server was not asked. It subclasses :class:`RateLimitError` so
+    that ``except RateLimitError`` handles both; catch this class first to tell a local refusal
+    from the server's 429.
     """
 
     def _message(self) -> str:
@@ -147,7 +171,26 @@ class ServerError(APIError):
 
 
 class TransportError(ZendeskError):
-    """No usable HTTP answer: connection failure, reset, timeout, or a body too large."""
+    """No usable HTTP answer: connection failure, reset, timeout, or a body too large.
+
+    Catch :class:`ConnectionFailedError` or :class:`RequestTimeoutError` to tell a refused or
+    broken connection from one that was too slow; ``TransportError`` catches both.
+    """
+
+
+class ConnectionFailedError(TransportError):
+    """The connection could not be made or broke: refused, reset, DNS failure, a body cut off.
+
+    Retried with backoff.
+    """
+
+
+class RequestTimeoutError(TransportError):
+    """An attempt ran out of time: its :class:`~zdactivity.Timeout` (``connect``, ``read``,
+    ``total``), including the time it waited in the rate limiter for another request's answer.
+
+    Retried with backoff.
+    """
 
 
 class ResponseTooLargeError(TransportError):
@@ -182,3 +225,29 @@ class PaginationDepthError(PaginationError):
 
     Use cursor pagination (the default) to read deeper.
     """
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class AgentError(ZendeskError, Generic[K]):
+    """One agent's stream of :func:`~zdactivity.fan_out` failed; ``key`` says which, ``error``
+    (and ``__cause__``) why.
+
+    ``error`` is usually a :class:`ZendeskError`, but any exception of one agent's stream is
+    reported this way rather than stopping the other agents.
+    """
+
+    def __init__(self, key: K, error: Exception) -> None:
+        self.key = key
+        self.error = error
+        super().__init__(f"agent {key!r}: {error}")
+
+
+class CheckpointError(ZendeskError):
+    """A checkpoint store could not be read or written: an unreadable, corrupt or foreign
+    database file, or a stored checkpoint that does not decode. ``.path`` names the store."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

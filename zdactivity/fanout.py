@@ -27,31 +27,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Hashable, Mapping
 from datetime import datetime
-from typing import Final, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
-from .client import Client
-from .errors import ZendeskError
+from .errors import AgentError
 from .models import Activity, ActivityPage
 from .protocol import MAX_PAGE_SIZE
+
+if TYPE_CHECKING:
+    from .client import Client
 
 __all__ = ["AgentError", "fan_out"]
 
 K = TypeVar("K", bound=Hashable)
 
 _DONE: Final = object()
-
-
-class AgentError(ZendeskError, Generic[K]):
-    """One agent's stream failed; ``key`` says which, ``error`` (and ``__cause__``) why.
-
-    ``error`` is usually a :class:`ZendeskError`, but any exception of one agent's stream is
-    reported this way rather than stopping the other agents.
-    """
-
-    def __init__(self, key: K, error: Exception) -> None:
-        self.key = key
-        self.error = error
-        super().__init__(f"agent {key!r}: {error}")
 
 
 class _Crash:

@@ -1,8 +1,12 @@
 """Everything zdactivity knows about the Zendesk protocol, as pure functions (no I/O).
 
-Requests are built as :class:`Request` values; responses are handled as ``(status, headers,
-body)``. The client (``client.py``) is a thin seam that sends one and feeds the other back here,
-so every decision (next page, which error, how long to wait) is testable without a server.
+Requests are built as :class:`Request` values (:func:`list_request`, :func:`show_request`,
+:func:`count_request`, :func:`refresh_request`); a response, ``(status, headers, body)``, is
+read by one function, :func:`interpret`, into an :class:`Outcome`: the decoded value or a typed
+error, with the facts a retry decision needs (request id, ``Retry-After``, rate-limit headers),
+each header parsed once. The client (``client.py``) only acquires budget, sends, interprets and
+decides, so every protocol decision (next page, which error, how long to wait) is testable
+without a server. This module imports neither aiohttp nor multidict.
 """
 
 from __future__ import annotations
@@ -12,15 +16,14 @@ import binascii
 import ipaddress
 import math
 import re
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Generic, Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
 import msgspec
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from .errors import (
     APIError,
@@ -33,6 +36,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
+    ZendeskError,
 )
 from .models import (
     MAX_YEAR,
@@ -48,22 +52,35 @@ from .models import (
 )
 
 __all__ = [
+    "ACTIVITIES_PATH",
     "MAX_OFFSET_PAGE",
     "MAX_PAGE_SIZE",
     "RESUME_TOKEN_PREFIX",
+    "TOKEN_PATH",
+    "Decoder",
+    "Headers",
+    "Outcome",
+    "Pagination",
     "RateLimitHeaders",
     "Request",
     "ResumePoint",
+    "check_content_type",
     "count_request",
+    "credential_problem",
     "decode_activity",
     "decode_count",
     "decode_page",
+    "decode_token_pair",
     "error_from_response",
     "format_since",
+    "header",
+    "interpret",
     "list_request",
     "next_request",
     "parse_retry_after",
     "rate_limit_from_headers",
+    "refresh_error",
+    "refresh_request",
     "request_id_from_headers",
     "resolve_base_url",
     "resume_request",
@@ -74,9 +91,55 @@ __all__ = [
 MAX_PAGE_SIZE: Final = 100
 MAX_OFFSET_PAGE: Final = 100  # Zendesk refuses offset pages past 100 (10,000 records)
 ACTIVITIES_PATH: Final = "/api/v2/activities"
+TOKEN_PATH: Final = "/oauth/tokens"
 
 Pagination = Literal["cursor", "offset"]
-Headers = Mapping[str, str]
+T = TypeVar("T")
+_D = TypeVar("_D")
+
+
+class Headers(Mapping[str, str]):
+    """Response headers as a read-only, case-insensitive mapping: the first value of each name.
+
+    Transports hand headers to the protocol in this shape (any mapping or ``(name, value)``
+    pairs are accepted and normalized once); lookups are then one dict access.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        items: dict[str, str] = {}
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in pairs:
+            items.setdefault(name.lower(), value)
+        self._items = items
+
+    @classmethod
+    def of(cls, headers: Mapping[str, str]) -> Headers:
+        """``headers`` itself if it is a :class:`Headers`, else a normalized copy."""
+        return headers if isinstance(headers, Headers) else cls(headers)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str | _D, /) -> str | _D: ...
+    def get(self, name: str, default: object = None, /) -> object:
+        return self._items.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,9 +580,9 @@ def decode_count(body: bytes) -> ActivityCount:
     return count
 
 
-def check_content_type(headers: Headers, body: bytes) -> None:
+def check_content_type(headers: Mapping[str, str], body: bytes) -> None:
     """Refuse a successful response that says it is not JSON (an HTML proxy page, say)."""
-    content_type = header(headers, "Content-Type")
+    content_type = Headers.of(headers).get("content-type")
     if content_type is None:
         return
     media = content_type.split(";", 1)[0].strip().lower()
@@ -532,22 +595,16 @@ def check_content_type(headers: Headers, body: bytes) -> None:
 # --- headers --------------------------------------------------------------------------------
 
 
-def header(headers: Headers, name: str) -> str | None:
-    """Case-insensitive header lookup that works on plain dicts too."""
-    value = headers.get(name)
-    if value is not None or isinstance(headers, CIMultiDictProxy | CIMultiDict):
-        return value  # aiohttp's headers are case-insensitive already: no scan needed
-    lower = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lower:
-            return value
-    return None
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup (any mapping; see :class:`Headers`)."""
+    return Headers.of(headers).get(name)
 
 
-def request_id_from_headers(headers: Headers) -> str | None:
+def request_id_from_headers(headers: Mapping[str, str]) -> str | None:
     """Zendesk's request id (``X-Zendesk-Request-Id``, else ``X-Request-Id``)."""
-    for name in ("X-Zendesk-Request-Id", "X-Request-Id"):
-        for part in (header(headers, name) or "").split(","):
+    headers = Headers.of(headers)
+    for name in ("x-zendesk-request-id", "x-request-id"):
+        for part in (headers.get(name) or "").split(","):
             if part.strip():
                 return part.strip()
     return None
@@ -572,22 +629,24 @@ def _number(value: str | None) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
-def rate_limit_from_headers(headers: Headers) -> RateLimitHeaders:
+def rate_limit_from_headers(headers: Mapping[str, str]) -> RateLimitHeaders:
     """Read the limit, remaining and reset headers, in any of Zendesk's spellings.
 
     Values that are not finite numbers >= 0 are ignored, and so is a limit below 1 (a budget of
     no requests per window would stall every request). The reset is as sent: the limiter caps
     it at its window."""
 
+    headers = Headers.of(headers)
+
     def first(*names: str) -> float | None:
         for name in names:
-            value = _number(header(headers, name))
+            value = _number(headers.get(name))
             if value is not None:
                 return value
         return None
 
-    limit = first("X-Rate-Limit", "rate-limit", "ratelimit-limit")
-    remaining = first("X-Rate-Limit-Remaining", "rate-limit-remaining", "ratelimit-remaining")
+    limit = first("x-rate-limit", "rate-limit", "ratelimit-limit")
+    remaining = first("x-rate-limit-remaining", "rate-limit-remaining", "ratelimit-remaining")
     reset = first("rate-limit-reset", "ratelimit-reset")
     return RateLimitHeaders(
         limit=int(limit) if limit is not None and limit >= 1 else None,
@@ -666,28 +725,177 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_UNSET: Final[Any] = object()
+
+
 def error_from_response(
     status: int,
-    headers: Headers,
+    headers: Mapping[str, str],
     body: bytes,
     *,
     method: str | None = None,
     path: str | None = None,
     now: datetime | None = None,
+    request_id: str | None = _UNSET,
 ) -> APIError:
-    """The exception for an error response (status >= 300)."""
+    """The exception for an error response (status >= 300).
+
+    ``request_id``: the one already read from ``headers`` (read here when not given).
+    """
+    headers = Headers.of(headers)
     code, description = _error_details(body)
     cls = _ERROR_CLASSES.get(status) or (ServerError if status >= 500 else APIError)
     retry_after = None
     if status in (429, 503):
-        retry_after = parse_retry_after(header(headers, "Retry-After"), now=now)
+        retry_after = parse_retry_after(headers.get("retry-after"), now=now)
+    if request_id is _UNSET:
+        request_id = request_id_from_headers(headers)
     return cls(
         status,
         code=code,
         description=description,
-        request_id=request_id_from_headers(headers),
+        request_id=request_id,
         body=body[:_BODY_LIMIT].decode("utf-8", "replace"),
         method=method,
         path=path,
         retry_after=retry_after,
     )
+
+
+# --- interpreting a response ----------------------------------------------------------------
+
+Decoder = Callable[[bytes, str | None], T]
+"""Decodes a successful body; called with the body and the response's request id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What :func:`interpret` made of one response.
+
+    ``value`` is the decoded result when ``error`` is None. ``error`` is the typed error of an
+    error status (an :class:`~zdactivity.APIError` with ``.retry_after``) or of a body that
+    does not decode. ``request_id`` and ``rate_limit`` are read from the headers either way:
+    the rate limiter learns from failed responses too.
+    """
+
+    status: int
+    request_id: str | None
+    rate_limit: RateLimitHeaders
+    value: T | None = None
+    error: ZendeskError | None = None
+
+
+def interpret(
+    request: Request,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    decode: Decoder[T],
+    *,
+    require_json: bool = True,
+    now: datetime | None = None,
+) -> Outcome[T]:
+    """Read one response to ``request``: the decoded value or the typed error, and its facts.
+
+    Each header is parsed once. A status >= 300 becomes an APIError (with ``Retry-After`` on
+    429/503); otherwise, with ``require_json``, a body that says it is not JSON is a
+    DecodeError, and the body goes to ``decode`` (whose ZendeskError becomes the outcome's
+    error). Never raises a ZendeskError; never does I/O.
+    """
+    headers = Headers.of(headers)
+    request_id = request_id_from_headers(headers)
+    rate_limit = rate_limit_from_headers(headers)
+    if status >= 300:
+        error: ZendeskError = error_from_response(
+            status,
+            headers,
+            body,
+            method=request.method,
+            path=request.path,
+            now=now,
+            request_id=request_id,
+        )
+        return Outcome(status, request_id, rate_limit, error=error)
+    try:
+        if require_json:
+            check_content_type(headers, body)
+        value = decode(body, request_id)
+    except ZendeskError as exc:
+        return Outcome(status, request_id, rate_limit, error=exc)
+    return Outcome(status, request_id, rate_limit, value=value)
+
+
+# --- OAuth refresh --------------------------------------------------------------------------
+
+
+def credential_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent as (part of) a credential, or None if it can.
+
+    Control characters (CR, LF, NUL, tab... and DEL) would split or corrupt the header; the
+    reason never quotes the value.
+    """
+    if not value.strip():
+        return "is missing or empty"
+    if not value.isprintable() and any(
+        ch < " " or "\x7f" <= ch <= "\x9f" or ch in "\u2028\u2029" for ch in value
+    ):
+        return "contains a control character (CR, LF, NUL, tab...), which cannot be sent"
+    return None
+
+
+def refresh_request(
+    refresh_token: str, *, client_id: str | None = None, client_secret: str | None = None
+) -> Request:
+    """``POST /oauth/tokens`` with the ``grant_type=refresh_token`` form."""
+    form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)]
+    if client_id is not None:
+        form.append(("client_id", client_id))
+    if client_secret is not None:
+        form.append(("client_secret", client_secret))
+    return Request("POST", TOKEN_PATH, form=tuple(form))
+
+
+class _TokenPair(msgspec.Struct):
+    access_token: str
+    refresh_token: str
+
+
+_TOKEN_DECODER: Final = msgspec.json.Decoder(_TokenPair)
+
+
+def decode_token_pair(
+    body: bytes, request_id: str | None = None, *, status: int = 200
+) -> tuple[str, str]:
+    """The new ``(access, refresh)`` pair of a token response (a :data:`Decoder`).
+
+    AuthenticationError when there is none or a token could not be sent (never quoting it).
+    """
+    try:
+        pair = _TOKEN_DECODER.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        raise AuthenticationError(
+            status, description="OAuth refresh returned no token pair"
+        ) from None
+    for name, value in (("access_token", pair.access_token), ("refresh_token", pair.refresh_token)):
+        problem = credential_problem(value)
+        if problem is not None:  # never the value itself: it is a secret
+            raise AuthenticationError(
+                status,
+                description=f"OAuth refresh returned an unusable {name}: it {problem}",
+            )
+    return pair.access_token, pair.refresh_token
+
+
+def refresh_error(error: ZendeskError) -> AuthenticationError:
+    """The AuthenticationError that ends a refresh which failed with ``error``."""
+    if isinstance(error, APIError):
+        return AuthenticationError(
+            error.status,
+            code=error.code,
+            description=f"OAuth refresh failed: {error.description or error.status}",
+            request_id=error.request_id,
+            method="POST",
+            path=TOKEN_PATH,
+            retry_after=error.retry_after,
+        )
+    return AuthenticationError(401, description=f"OAuth refresh failed: {error}")

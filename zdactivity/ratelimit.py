@@ -26,6 +26,13 @@ budget proactively:
   ``answer_timeout`` its waits for another request's answer (the client passes the attempt's
   ``total`` timeout). A wait past ``max_wait`` or ``budget`` raises
   :class:`~zdactivity.LocalRateLimitError` at once instead of sleeping.
+
+The client talks to its limiter only through :class:`RateLimitBackend`, whose calls are all
+awaitable: ``acquire`` a :class:`Permit`, then ``aobserve`` the response's rate-limit headers
+or ``arelease`` a permit whose request got no response, and ``apause`` the account on a 429.
+:class:`RateLimiter` implements it in process (its ``observe`` / ``release`` / ``pause`` are the
+synchronous originals of the ``a``-prefixed methods); a backend that keeps the account's state
+elsewhere (another process, Redis) implements the same four coroutines.
 """
 
 from __future__ import annotations
@@ -36,11 +43,12 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from .errors import LocalRateLimitError
 from .protocol import RateLimitHeaders
 
-__all__ = ["Permit", "RateLimitState", "RateLimiter"]
+__all__ = ["Permit", "RateLimitBackend", "RateLimitState", "RateLimiter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +64,13 @@ class RateLimitState:
 
 
 class Permit:
-    """One granted request; hand it back with :meth:`RateLimiter.observe` or ``release``.
+    """One granted request; hand it back with ``aobserve`` (or ``observe``) once answered, or
+    ``arelease`` (``release``) when it got no answer.
 
     ``waited_for_answer``: real seconds the request waited for another request's answer before
-    it was granted (the client takes them off the attempt's ``total`` timeout).
+    it was granted (the client takes them off the attempt's ``total`` timeout); the only
+    attribute the client reads. ``seq`` and ``epoch`` are the granting backend's bookkeeping:
+    another backend may subclass Permit to carry its own.
     """
 
     __slots__ = ("done", "epoch", "seq", "waited_for_answer")
@@ -71,8 +82,52 @@ class Permit:
         self.waited_for_answer = 0.0
 
 
+@runtime_checkable
+class RateLimitBackend(Protocol):
+    """What a :class:`~zdactivity.Client` needs of an account's rate limiter: four coroutines.
+
+    The client calls, for each attempt: ``permit = await acquire(...)``; then, once the
+    response is read, ``await aobserve(permit, headers)`` with its rate-limit headers (success
+    or error status alike), or ``await arelease(permit)`` if no response came (an error, a
+    timeout, cancellation); and ``await apause(seconds)`` when a server 429 says to hold every
+    request of the account. Every permit is handed back exactly once.
+    """
+
+    async def acquire(
+        self,
+        *,
+        max_wait: float | None = None,
+        budget: float | None = None,
+        answer_timeout: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> Permit:
+        """Wait for the account's budget and take one request of it.
+
+        Raise :class:`~zdactivity.LocalRateLimitError` at once rather than sleep past
+        ``max_wait`` (a 429's pause) or ``budget`` (all sleeps of this call); raise
+        ``TimeoutError`` after ``answer_timeout`` real seconds waiting for another request's
+        answer. Sleep through ``sleep`` when given (a test's no-op sleep counts as served).
+        """
+        ...
+
+    async def aobserve(self, permit: Permit, headers: RateLimitHeaders) -> None:
+        """Learn from the response to ``permit``'s request, and return the permit."""
+        ...
+
+    async def arelease(self, permit: Permit) -> None:
+        """Return a permit whose request got no response."""
+        ...
+
+    async def apause(self, seconds: float) -> None:
+        """A server 429 said to wait ``seconds``: hold every request of the account."""
+        ...
+
+
 class RateLimiter:
-    """The request budget of one account, shared by all of its clients.
+    """The request budget of one account, shared by all of its clients, in this process.
+
+    Implements :class:`RateLimitBackend`; ``observe``, ``release`` and ``pause`` are the
+    synchronous forms of ``aobserve``, ``arelease`` and ``apause``.
 
     ``limit``: the plan's requests per window if known (Team 200, Growth/Professional 400,
     Enterprise 700, High Volume 2,500 per minute); learnt from responses otherwise.
@@ -239,7 +294,8 @@ class RateLimiter:
             self._remaining -= 1
             return self._grant()
         if self._window_end is not None:
-            return max(self._window_end - now, 0.001)
+            # At most one window: an end rolled forward in floats can land 1e-13 s beyond.
+            return min(max(self._window_end - now, 0.001), self.window)
         return None if self._seqs else self.window
 
     def _grant(self) -> Permit:
@@ -353,6 +409,18 @@ class RateLimiter:
             self._remaining = max(self._remaining, 0)
         elif self._remaining is None and self._limit is not None:
             self._remaining = self._limit - len(self._seqs)
+
+    async def aobserve(self, permit: Permit, headers: RateLimitHeaders) -> None:
+        """:meth:`observe`, as the :class:`RateLimitBackend` coroutine."""
+        self.observe(permit, headers)
+
+    async def arelease(self, permit: Permit) -> None:
+        """:meth:`release`, as the :class:`RateLimitBackend` coroutine."""
+        self.release(permit)
+
+    async def apause(self, seconds: float) -> None:
+        """:meth:`pause`, as the :class:`RateLimitBackend` coroutine."""
+        self.pause(seconds)
 
     def _start_window(self, end: float) -> None:
         self._window_end = end

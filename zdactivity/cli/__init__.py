@@ -95,10 +95,10 @@ def _error_line(exc: BaseException) -> tuple[int, str]:
         return EXIT_AUTH, f"{what}: {exc} (check the credentials and that the user is an agent)"
     if isinstance(exc, TransportError):
         return EXIT_NETWORK, f"network error: {exc}"
+    if isinstance(exc, CheckpointError):  # before ZendeskError: it is one
+        return EXIT_USAGE, f"state file: {exc}"
     if isinstance(exc, ZendeskError):
         return EXIT_API, str(exc)
-    if isinstance(exc, CheckpointError):
-        return EXIT_USAGE, f"state file: {exc}"
     raise exc
 
 
