@@ -28,6 +28,8 @@ Messages never contain credentials, and no exception reachable from a zdactivity
 
 from __future__ import annotations
 
+import msgspec
+
 __all__ = [
     "APIError",
     "AuthenticationError",
@@ -182,3 +184,26 @@ class PaginationDepthError(PaginationError):
 
     Use cursor pagination (the default) to read deeper.
     """
+
+
+# --- helpers for the package's JSON decoders (protocol, models, sideloads) ----------------------
+
+
+def snippet(raw: bytes | memoryview | msgspec.Raw, limit: int = 120) -> str:
+    """The start of ``raw`` as text, for :attr:`DecodeError.snippet`."""
+    return bytes(raw)[:limit].decode("utf-8", "replace")
+
+
+def decode_error(
+    exc: msgspec.DecodeError | RecursionError, raw: bytes | msgspec.Raw, base: str
+) -> DecodeError:
+    """The :class:`DecodeError` for msgspec's ``exc`` raised while decoding ``raw``, which sits
+    at JSON path ``base`` of the response (msgspec's own path is appended to it)."""
+    if isinstance(exc, RecursionError):  # msgspec recurses into arrays and objects, even skipped
+        return DecodeError(f"JSON nested too deeply - at `{base}`", snippet=snippet(raw), path=base)
+    message = str(exc)
+    path = base
+    if " - at `$" in message:
+        message, _, rest = message.partition(" - at `$")
+        path = base + rest.rstrip("`")
+    return DecodeError(f"{message} - at `{path}`", snippet=snippet(raw), path=path)
