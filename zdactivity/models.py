@@ -393,7 +393,10 @@ class Activity(msgspec.Struct, kw_only=True, dict=True):
 
     def __copy__(self) -> Activity:
         copy = msgspec.structs.replace(self)
-        copy.__dict__.update(self.__dict__)
+        state = copy.__dict__
+        state.update(self.__dict__)
+        if self._resolved is not None:
+            state["_resolved"] = dict(self._resolved)  # each copy memoizes on its own
         return copy
 
     def __reduce__(self) -> tuple[Any, ...]:
