@@ -962,3 +962,10 @@ def test_protocol_and_engine_use_no_private_names_of_models() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "models":
                 assert not [a.name for a in node.names if a.name.startswith("_")], module
+
+
+def test_standalone_activity_shares_a_record_named_in_both_roles() -> None:
+    record = make_activity(4, actor_id=700, user_id=700, actor=make_user(700), user=None)
+    activity = msgspec.json.decode(msgspec.json.encode(record), type=Activity)
+    assert activity.actor is not None
+    assert activity.user is activity.actor  # the actor's inline record, decoded once

@@ -291,8 +291,9 @@ class Activity(msgspec.Struct, kw_only=True, dict=True):
     # Not fields (never encoded, compared or shown): kept in the instance's __dict__ when set.
     _users: ClassVar[_Users | None] = None
     """The page's user index, set by :func:`zdactivity.sideloads.attach`."""
-    _resolved: ClassVar[dict[str, User | None] | None] = None
-    """Without an index (built by hand, or detached): ``"actor"`` / ``"user"`` -> record."""
+    _resolved: ClassVar[dict[str | int, User | None] | None] = None
+    """Without an index (built by hand, or detached): ``"actor"`` / ``"user"`` and ids ->
+    record, so that a user named in both roles is decoded once."""
     _object_content: ClassVar[Content | None] = None
     _target_content: ClassVar[Content | None] = None
 
@@ -303,7 +304,7 @@ class Activity(msgspec.Struct, kw_only=True, dict=True):
         if users is not None:
             user = users.get(self.actor_id, self._actor, self.id, "actor")
         else:
-            user = self._own_user("actor", self._actor)
+            user = self._own_user(self.actor_id, "actor", self._actor)
         if user is None and self.actor_id == -1:
             return SYSTEM_USER
         return user
@@ -314,16 +315,22 @@ class Activity(msgspec.Struct, kw_only=True, dict=True):
         users = self._users
         if users is not None:
             return users.get(self.user_id, self._user, self.id, "user")
-        return self._own_user("user", self._user)
+        return self._own_user(self.user_id, "user", self._user)
 
-    def _own_user(self, key: str, inline: msgspec.Raw) -> User | None:
+    def _own_user(self, user_id: int | None, key: str, inline: msgspec.Raw) -> User | None:
         resolved = self._resolved
         if resolved is None:
             resolved = self.__dict__["_resolved"] = {}
-        if key not in resolved:
-            where = f"$.activities[id={self.id}].{key}"
-            resolved[key] = None if inline == _NULL else _decode_user(inline, where)
-        return resolved[key]
+        if key in resolved:
+            return resolved[key]
+        if user_id is not None and user_id in resolved:
+            return resolved[user_id]
+        if inline == _NULL:
+            return None
+        user = _decode_user(inline, f"$.activities[id={self.id}].{key}")
+        resolved[key] = user
+        resolved.setdefault(user.id if user_id is None else user_id, user)
+        return user
 
     @property
     def object(self) -> Content:
