@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -34,6 +33,7 @@ from zdactivity import (
     User,
 )
 from zdactivity import protocol as p
+from zdactivity.models import CursorPage, OffsetPage
 
 HOST = "https://northwind.zendesk.com"
 EPOCH = datetime(2024, 3, 5, 10, 11, 12, tzinfo=UTC)
@@ -207,32 +207,6 @@ def decode(
     users: list[dict[str, Any]] | None = None,
 ) -> ActivityPage:
     return p.decode_page(page_body(activities, actors=actors, users=users))
-
-
-class Counting:
-    """Stands in for a module-level msgspec Decoder and counts its decode() calls."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls = 0
-
-    def decode(self, data: Any) -> Any:
-        self.calls += 1
-        return self.inner.decode(data)
-
-
-@pytest.fixture
-def user_decodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counting]:
-    counter = Counting(models._USER_DECODER)
-    monkeypatch.setattr(models, "_USER_DECODER", counter)
-    yield counter
-
-
-@pytest.fixture
-def id_decodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counting]:
-    counter = Counting(models._ID_DECODER)
-    monkeypatch.setattr(models, "_ID_DECODER", counter)
-    yield counter
 
 
 # --- scalar fields ----------------------------------------------------------------------------
@@ -430,7 +404,8 @@ def test_page_user_finds_inline_only_records_before_any_read() -> None:
 # --- decode once per page ---------------------------------------------------------------------
 
 
-def test_each_distinct_user_decoded_once_per_page(user_decodes: Counting) -> None:
+def test_each_distinct_user_decoded_once_per_page() -> None:
+    # Decoding makes a new object each time: one object per id means one decode per id.
     actor_ids = [700 + i for i in range(7)]
     activities = [
         make_activity(
@@ -443,61 +418,69 @@ def test_each_distinct_user_decoded_once_per_page(user_decodes: Counting) -> Non
         )
         for i in range(100)
     ]
-    page = decode(
+    cache = models.UserCache()
+    body = page_body(
         activities,
         actors=[make_user(i) for i in actor_ids],
         users=[make_user(800 + i) for i in range(3)],
     )
-    assert user_decodes.calls == 0
+    page = p.decode_page(body, cache=cache)
+    assert len(cache) == 0  # nothing decoded before a read
     first_seen: dict[int, User] = {}
     for activity in page:
         for user in (activity.actor, activity.user):
             assert user is not None
             assert first_seen.setdefault(user.id, user) is user
-    assert user_decodes.calls == 10
-    # a second pass decodes nothing more and returns the very same objects
+    assert len(first_seen) == 10
+    assert len(cache) == 10  # the sideloaded records only: no inline copy was decoded
+    # a second pass returns the very same objects
     for activity in page:
         assert activity.actor is first_seen[activity.actor_id]  # type: ignore[index]
         assert activity.user is first_seen[activity.user_id]  # type: ignore[index]
-    assert user_decodes.calls == 10
+    assert len(cache) == 10
 
 
-def test_inline_only_users_decoded_once_per_page(user_decodes: Counting) -> None:
+def test_inline_only_users_decoded_once_per_page() -> None:
     activities = [
         make_activity(i, actor_id=700 + i % 4, actor=make_user(700 + i % 4), user_id=None)
         for i in range(1, 41)
     ]
     page = decode(activities)
     actors = [a.actor for a in page]
-    assert user_decodes.calls == 4
     assert len({id(a) for a in actors}) == 4
+    assert {a.id for a in actors if a is not None} == {700, 701, 702, 703}
 
 
-def test_pages_share_recently_decoded_users(user_decodes: Counting) -> None:
+def test_pages_share_recently_decoded_users() -> None:
     cache = models.UserCache()
     body = page_body([make_activity(1)], actors=[make_user(700)])
     one, two = p.decode_page(body, cache=cache), p.decode_page(body, cache=cache)
     assert one.activities[0].actor is two.activities[0].actor  # byte-identical: decoded once
-    assert user_decodes.calls == 1
+    assert len(cache) == 1
     changed = page_body([make_activity(1)], actors=[make_user(700, name="Renamed")])
     three = p.decode_page(changed, cache=cache)
     actor = three.activities[0].actor
     assert actor is not None and actor.name == "Renamed"  # other bytes: decoded again
-    assert user_decodes.calls == 2
+    assert actor is not one.activities[0].actor
+    assert len(cache) == 2
 
 
-def test_recent_users_are_bounded(user_decodes: Counting) -> None:
+def test_recent_users_are_bounded() -> None:
     cache = models.UserCache()
     size = cache.size
+    first: dict[int, User] = {}
     for uid in range(size + 10):
         body = page_body([make_activity(1, actor_id=uid)], actors=[make_user(uid)])
-        page = p.decode_page(body, cache=cache)
-        assert page.activities[0].actor is not None
+        actor = p.decode_page(body, cache=cache).activities[0].actor
+        assert actor is not None
+        first[uid] = actor
     assert len(cache) == size
-    body = page_body([make_activity(1, actor_id=0)], actors=[make_user(0)])
-    first = p.decode_page(body, cache=cache)
-    assert first.activities[0].actor is not None
-    assert user_decodes.calls == size + 11  # the oldest was evicted, so decoded again
+    for uid, evicted in ((0, True), (size + 9, False)):
+        body = page_body([make_activity(1, actor_id=uid)], actors=[make_user(uid)])
+        again = p.decode_page(body, cache=cache).activities[0].actor
+        assert again == first[uid]
+        assert (again is not first[uid]) is evicted  # the oldest was evicted: decoded again
+    assert len(cache) == size
 
 
 ID_POOL = st.lists(st.integers(min_value=1, max_value=2**53), min_size=1, max_size=12, unique=True)
@@ -525,47 +508,46 @@ def test_decode_once_property(data: st.DataObject) -> None:
     ]
     split = len(sideloaded) // 2
     ordered = sorted(sideloaded)
-    with pytest.MonkeyPatch.context() as mp:
-        counter = Counting(models._USER_DECODER)
-        mp.setattr(models, "_USER_DECODER", counter)
-        page = decode(
-            activities,
-            actors=[make_user(i, name="side") for i in ordered[:split]],
-            users=[make_user(i, name="side") for i in ordered[split:]],
-        )
-        assert counter.calls == 0
-        resolved: dict[int, User] = {}
-        for activity, (a, u) in zip(page, picks, strict=True):
-            for wanted, got in ((a, activity.actor), (u, activity.user)):
-                if wanted in sideloaded:
-                    assert got is not None and got.name == "side"
-                if got is None:
-                    assert wanted not in sideloaded
-                    continue
-                assert got.id == wanted
-                assert resolved.setdefault(wanted, got) is got
-        assert counter.calls == len(resolved)
-        assert counter.calls <= len(pool)
+    cache = models.UserCache()  # keeps each record decoded, by its bytes
+    body = page_body(
+        activities,
+        actors=[make_user(i, name="side") for i in ordered[:split]],
+        users=[make_user(i, name="side") for i in ordered[split:]],
+    )
+    page = p.decode_page(body, cache=cache)
+    assert len(cache) == 0
+    resolved: dict[int, User] = {}
+    for activity, (a, u) in zip(page, picks, strict=True):
+        for wanted, got in ((a, activity.actor), (u, activity.user)):
+            if wanted in sideloaded:
+                assert got is not None and got.name == "side"
+            if got is None:
+                assert wanted not in sideloaded
+                continue
+            assert got.id == wanted
+            assert resolved.setdefault(wanted, got) is got  # one object per id
+    assert len(cache) == len(resolved)  # one record decoded per id read, none other
+    assert len(cache) <= len(pool)
 
 
 # --- laziness and errors ----------------------------------------------------------------------
 
 
-def test_sideload_index_is_built_lazily(user_decodes: Counting, id_decodes: Counting) -> None:
-    page = decode(
+def test_sideload_records_are_decoded_lazily() -> None:
+    cache = models.UserCache()
+    body = page_body(
         [make_activity(i) for i in range(1, 6)],
         actors=[make_user(700), make_user(701)],
         users=[make_user(800)],
     )
-    assert (user_decodes.calls, id_decodes.calls) == (0, 0)
+    page = p.decode_page(body, cache=cache)
+    assert len(cache) == 0
     assert page.activities[0].actor is not None
-    assert id_decodes.calls == 3  # the whole index, once
-    assert user_decodes.calls == 1  # only the user asked for
+    assert len(cache) == 1  # only the user asked for
     for activity in page:
         assert activity.actor is not None
         assert activity.user is not None
-    assert id_decodes.calls == 3
-    assert user_decodes.calls == 2
+    assert len(cache) == 2  # 701 is never asked for
 
 
 def test_malformed_sideload_id_raises_only_when_read() -> None:
@@ -744,8 +726,7 @@ def test_detach_keeps_what_it_needs() -> None:
     )
     assert d2.actor is SYSTEM_USER
     assert d2.user is None
-    assert d1._users is not page._users
-    assert first._users is page._users
+    assert page.user(700) is first.actor  # the page still resolves through its index
 
 
 def test_detach_without_records() -> None:
@@ -780,12 +761,13 @@ def test_detached_copy_equals_original() -> None:
 def test_equality_ignores_the_page_index() -> None:
     body = page_body([make_activity(1), make_activity(2)], actors=[make_user(700)])
     one, two = p.decode_page(body), p.decode_page(body)
-    assert one.activities[0]._users is not two.activities[0]._users
     assert one.activities == two.activities
     _ = one.activities[0].actor  # changes the index state of one page only
+    _ = one.activities[0].object  # and caches its content
     assert one.activities[0] == two.activities[0]
     assert one.activities[0] != one.activities[1]
-    standalone = msgspec.structs.replace(one.activities[0], _users=None)
+    standalone = msgspec.structs.replace(one.activities[0])  # a copy without the page's index
+    assert standalone.actor is None  # the actor was sideloaded: not reachable without the page
     assert standalone == two.activities[0]
 
 
@@ -815,7 +797,8 @@ def test_page_basics() -> None:
     page = decode([make_activity(1), make_activity(2)])
     assert len(page) == 2
     assert [a.id for a in page] == [1, 2]
-    assert repr(page) == "ActivityPage(2 activities, has_more=False, after_cursor='AC')"
+    assert isinstance(page, CursorPage)
+    assert repr(page) == "CursorPage(2 activities, has_more=False, after_cursor='AC')"
     empty = ActivityPage([], has_more=False)
     assert len(empty) == 0
     assert empty.user(5) is None
@@ -849,3 +832,140 @@ def test_activity_count() -> None:
     )
     with pytest.raises(AttributeError):
         count.value = 5  # type: ignore[misc]
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def test_json_encode_gives_the_activity_as_sent() -> None:
+    actor = make_user(700)
+    record = make_activity(1, kind="comment", actor=actor, updated_at="2024-03-05T12:41:12+02:30")
+    page = decode([record], actors=[make_user(700, name="Sideloaded")], users=[make_user(800)])
+    activity = page.activities[0]
+    expected = msgspec.json.encode(record)
+    assert msgspec.json.decode(msgspec.json.encode(activity)) == msgspec.json.decode(expected)
+    # reading the lazy attributes changes nothing that is encoded
+    assert activity.actor is not None and activity.actor.name == "Sideloaded"
+    _ = activity.user, activity.object, activity.target
+    assert msgspec.json.decode(msgspec.json.encode(activity)) == msgspec.json.decode(expected)
+    assert list(msgspec.json.decode(msgspec.json.encode(activity))) == [
+        "id", "url", "verb", "title", "actor_id", "user_id", "created_at", "updated_at",
+        "object", "target", "actor", "user",
+    ]  # fmt: skip
+
+
+def test_to_builtins_gives_the_fields_as_sent_or_with_resolved_users() -> None:
+    record = make_activity(1, actor=make_user(700))
+    page = decode([record], actors=[make_user(700, name="Sideloaded")], users=[make_user(800)])
+    activity = page.activities[0]
+    plain = activity.to_builtins()
+    assert plain == msgspec.json.decode(msgspec.json.encode(record))
+    assert plain["actor"]["name"] == "Agent 700"  # the inline record, as sent
+    assert plain["user"] is None
+    resolved = activity.to_builtins(resolve_users=True)
+    assert resolved["actor"] == msgspec.to_builtins(activity.actor)
+    assert resolved["actor"]["name"] == "Sideloaded"
+    assert resolved["user"]["id"] == 800
+    assert resolved["created_at"] == "2024-03-05T10:11:12Z"
+    assert {k: v for k, v in resolved.items() if k not in ("actor", "user")} == {
+        k: v for k, v in plain.items() if k not in ("actor", "user")
+    }
+    system = Activity(id=2, created_at=EPOCH, actor_id=-1)
+    assert system.to_builtins(resolve_users=True)["actor"] == msgspec.to_builtins(SYSTEM_USER)
+    assert system.to_builtins()["actor"] is None
+
+
+def test_detached_activity_encodes_and_keeps_its_resolved_users() -> None:
+    record = make_activity(1, kind="comment", actor=make_user(700))
+    activity = decode([record], users=[make_user(800)]).activities[0]
+    detached = activity.detach()
+    data = msgspec.json.decode(msgspec.json.encode(detached))
+    assert data["actor"] is None and data["user"] is None  # the raw inline records are let go
+    assert data["object"] == record["object"]
+    with_users = detached.to_builtins(resolve_users=True)
+    assert with_users == activity.to_builtins(resolve_users=True)
+
+
+def test_malformed_inline_record_in_to_builtins_is_a_decode_error() -> None:
+    activity = msgspec.json.decode(
+        b'{"id": 5, "created_at": "2024-03-05T10:11:12Z", "object": {"a": 1}}', type=Activity
+    )
+    assert activity.to_builtins()["object"] == {"a": 1}
+    broken = msgspec.structs.replace(activity, _object=msgspec.Raw(b"{not json"))
+    with pytest.raises(DecodeError) as info:
+        broken.to_builtins()
+    assert info.value.path == "$.activities[id=5]"
+
+
+def test_object_and_target_are_decoded_once() -> None:
+    activity = decode([make_activity(1, kind="comment")]).activities[0]
+    assert activity.object is activity.object
+    assert activity.target is activity.target
+    assert activity.detach().object is activity.object  # carried over, not decoded again
+
+
+def test_copies_and_pickles_keep_the_pages_users() -> None:
+    import copy
+    import pickle
+
+    page = decode([make_activity(1)], actors=[make_user(700)], users=[make_user(800)])
+    activity = page.activities[0]
+    for clone in (copy.copy(activity), copy.deepcopy(activity)):
+        assert clone == activity
+        assert clone.actor == activity.actor and clone.actor is not None
+    restored = pickle.loads(pickle.dumps(activity))
+    assert restored == activity
+    assert restored.actor == activity.actor and restored.actor is not None
+    assert restored.user == activity.user and restored.user is not None
+    detached = pickle.loads(pickle.dumps(activity.detach()))
+    assert detached.actor == activity.actor and detached.object == activity.object
+
+
+def test_standalone_activity_resolves_its_inline_records_once() -> None:
+    activity = msgspec.json.decode(
+        msgspec.json.encode(make_activity(3, actor=make_user(700), user=None)), type=Activity
+    )
+    assert activity.actor is not None and activity.actor.id == 700
+    assert activity.actor is activity.actor
+    assert activity.user is None
+
+
+# --- page types ---------------------------------------------------------------------------------
+
+
+def test_cursor_and_offset_pages_are_distinct_types() -> None:
+    cursor = decode([make_activity(1)])
+    assert isinstance(cursor, CursorPage) and isinstance(cursor, ActivityPage)
+    assert (cursor.has_more, cursor.after_cursor, cursor.before_cursor) == (False, "AC", "BC")
+    assert (cursor.count, cursor.next_page) == (None, None)
+    body = msgspec.json.encode(
+        {"activities": [make_activity(1)], "count": 250, "next_page": f"{HOST}/a?page=2"}
+    )
+    offset = p.decode_page(body, request_id="r1")
+    assert isinstance(offset, OffsetPage) and isinstance(offset, ActivityPage)
+    assert not isinstance(offset, CursorPage)
+    assert (offset.count, offset.next_page, offset.has_more) == (250, f"{HOST}/a?page=2", True)
+    assert (offset.after_cursor, offset.before_cursor, offset.resume_token) == (None, None, None)
+    assert offset.request_id == "r1"
+    assert repr(offset) == f"OffsetPage(1 activities, count=250, next_page='{HOST}/a?page=2')"
+    last = OffsetPage([], count=250)
+    assert last.has_more is False
+
+
+def test_protocol_and_engine_use_no_private_names_of_models() -> None:
+    import ast
+    from pathlib import Path
+
+    package = Path(zdactivity.__file__).parent
+    for module in ("protocol.py", "sideloads.py", "client.py", "pagination.py"):
+        tree = ast.parse((package / module).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "models":
+                assert not [a.name for a in node.names if a.name.startswith("_")], module
+
+
+def test_standalone_activity_shares_a_record_named_in_both_roles() -> None:
+    record = make_activity(4, actor_id=700, user_id=700, actor=make_user(700), user=None)
+    activity = msgspec.json.decode(msgspec.json.encode(record), type=Activity)
+    assert activity.actor is not None
+    assert activity.user is activity.actor  # the actor's inline record, decoded once

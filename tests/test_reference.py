@@ -17,6 +17,7 @@ import pytest
 
 from zdactivity import Activity, ActivityPage, Content, Photo, Thumbnail, User
 from zdactivity import protocol as p
+from zdactivity.models import CursorPage, OffsetPage
 
 RECORDED = (
     Path(__file__).resolve().parents[2]
@@ -188,10 +189,29 @@ def test_detached_activities_keep_the_recorded_data(item: dict[str, Any]) -> Non
         assert activity.object.data == raw["object"]
 
 
+def test_activities_encode_back_to_the_recorded_json(item: dict[str, Any]) -> None:
+    body = item["body"]
+    page = p.decode_page(body_bytes(item))
+    for activity, raw in zip(page, body["activities"], strict=True):
+        _ = activity.actor, activity.object  # reading changes nothing that is encoded
+        encoded = msgspec.json.decode(msgspec.json.encode(activity))
+        assert set(encoded) == set(raw)
+        for key, value in raw.items():
+            if key in ("created_at", "updated_at"):
+                assert parse_time(encoded[key]) == parse_time(value)
+            else:
+                assert encoded[key] == value, key
+        assert activity.to_builtins() == encoded
+        resolved = activity.to_builtins(resolve_users=True)
+        assert resolved["actor"] == msgspec.to_builtins(activity.actor)
+        assert resolved["actor"]["id"] == raw["actor_id"]
+
+
 def test_pagination_fields(item: dict[str, Any]) -> None:
     body = item["body"]
     page = p.decode_page(body_bytes(item), request_id="given")
     assert page.request_id == "given"
+    assert isinstance(page, CursorPage if "meta" in body else OffsetPage)
     if "meta" in body:
         meta = body["meta"]
         assert page.has_more is meta["has_more"]

@@ -46,6 +46,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+import msgspec
+
 __all__ = [
     "APIError",
     "AgentError",
@@ -251,3 +253,26 @@ class CheckpointError(ZendeskError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+# --- helpers for the package's JSON decoders (protocol, models, sideloads) ----------------------
+
+
+def snippet(raw: bytes | memoryview | msgspec.Raw, limit: int = 120) -> str:
+    """The start of ``raw`` as text, for :attr:`DecodeError.snippet`."""
+    return bytes(raw)[:limit].decode("utf-8", "replace")
+
+
+def decode_error(
+    exc: msgspec.DecodeError | RecursionError, raw: bytes | msgspec.Raw, base: str
+) -> DecodeError:
+    """The :class:`DecodeError` for msgspec's ``exc`` raised while decoding ``raw``, which sits
+    at JSON path ``base`` of the response (msgspec's own path is appended to it)."""
+    if isinstance(exc, RecursionError):  # msgspec recurses into arrays and objects, even skipped
+        return DecodeError(f"JSON nested too deeply - at `{base}`", snippet=snippet(raw), path=base)
+    message = str(exc)
+    path = base
+    if " - at `$" in message:
+        message, _, rest = message.partition(" - at `$")
+        path = base + rest.rstrip("`")
+    return DecodeError(f"{message} - at `{path}`", snippet=snippet(raw), path=path)

@@ -1,14 +1,22 @@
-"""Typed records of the Ticket Activities API, decoded with msgspec.
+"""Typed records of the Ticket Activities API, decoded with msgspec: only the models.
+
+:class:`Activity`, :class:`User` (with :class:`Photo` / :class:`Thumbnail`), :class:`Content`
+(:class:`Ticket`, :class:`Comment`, :class:`Change`), :class:`ActivityCount`, and the pages of a
+listing: :class:`CursorPage` and :class:`OffsetPage`, both :class:`ActivityPage`.
 
 Decoding is lazy where it pays: a page decodes its activities' scalar fields at once, but keeps the
 inline ``actor`` / ``user`` records, the sideloaded ``actors`` / ``users`` arrays and the
 ``object`` / ``target`` content as undecoded JSON (:class:`msgspec.Raw`). Reading
-``activity.actor`` looks the id up in the page's sideloads (indexed once per page, on first need),
-falls back to the inline record, and decodes each distinct user at most once per page. Across
-pages, a client remembers its account's recently decoded user records by their exact bytes
-(:class:`UserCache`: 512 records and 8 MiB by default, released when the client closes): a stream
-that repeats its actors page after page decodes each of them once. The records it shares are
-immutable: :attr:`User.user_fields` is a read-only :class:`FrozenDict`.
+``activity.actor`` asks the page's user index (:mod:`zdactivity.sideloads`, the engine: it indexes
+the sideloads once per page, on first need, falls back to the inline record, and decodes each
+distinct user at most once per page). Across pages, a client remembers its account's recently
+decoded user records by their exact bytes (:class:`UserCache`: 512 records and 8 MiB by default,
+released when the client closes): a stream that repeats its actors page after page decodes each of
+them once. The records it shares are immutable: :attr:`User.user_fields` is a read-only
+:class:`FrozenDict`. ``activity.object`` / ``.target`` are decoded on first read and kept.
+
+``msgspec.json.encode(activity)`` writes an activity as Zendesk sent it;
+:meth:`Activity.to_builtins` gives it as Python builtins, with its resolved users if asked.
 
 A retained :class:`Activity` keeps a reference to its page's body (the raw slices point into it).
 Call :meth:`Activity.detach` to copy out what it needs and let the page go.
@@ -19,11 +27,11 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any, Final, NoReturn
+from typing import Annotated, Any, ClassVar, Final, NoReturn, Protocol
 
 import msgspec
 
-from .errors import DecodeError
+from .errors import decode_error
 
 __all__ = [
     "DEFAULT_USER_CACHE_BYTES",
@@ -35,7 +43,9 @@ __all__ = [
     "Change",
     "Comment",
     "Content",
+    "CursorPage",
     "FrozenDict",
+    "OffsetPage",
     "Photo",
     "Thumbnail",
     "Ticket",
@@ -239,68 +249,26 @@ class ActivityCount(msgspec.Struct, kw_only=True, frozen=True):
     refreshed_at: _AwareTime | None = None
 
 
-class _UserIndex:
-    """Per-page lookup of user records by id: built on first need, decodes each user once."""
-
-    __slots__ = ("_cache", "_decoded", "_index", "_sideloads")
-
-    def __init__(
-        self,
-        sideloads: tuple[tuple[str, list[msgspec.Raw]], ...] = (),
-        cache: UserCache | None = None,
-    ) -> None:
-        self._sideloads = sideloads
-        self._cache = cache
-        self._index: dict[int, tuple[msgspec.Raw, str]] | None = None
-        self._decoded: dict[int, User] = {}
-
-    def _build(self) -> dict[int, tuple[msgspec.Raw, str]]:
-        index: dict[int, tuple[msgspec.Raw, str]] = {}
-        cache = self._cache
-        for name, records in self._sideloads:
-            for i, raw in enumerate(records):
-                known = cache.get(bytes(raw)) if cache is not None else None
-                if known is not None:  # seen on an earlier page: id and User known already
-                    if known.id not in index:
-                        index[known.id] = (raw, f"$.{name}[{i}]")
-                        self._decoded.setdefault(known.id, known)
-                    continue
-                try:
-                    index.setdefault(_ID_DECODER.decode(raw).id, (raw, f"$.{name}[{i}]"))
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    raise _decode_error(exc, raw, f"$.{name}[{i}]") from None
-        self._sideloads = ()
-        self._index = index
-        return index
+class _Users(Protocol):
+    """Where a page's activities find their users: :class:`zdactivity.sideloads.UserIndex`."""
 
     def get(
         self, user_id: int | None, inline: msgspec.Raw, activity_id: int, key: str
-    ) -> User | None:
-        if user_id is not None:
-            user = self._decoded.get(user_id)
-            if user is not None:
-                return user
-            index = self._index if self._index is not None else self._build()
-            found = index.get(user_id)
-            if found is not None:
-                user = _decode_user(*found, self._cache)
-                self._decoded[user_id] = user
-                return user
-        if inline == _NULL:
-            return None
-        user = _decode_user(inline, f"$.activities[id={activity_id}].{key}", self._cache)
-        self._decoded.setdefault(user.id if user_id is None else user_id, user)
-        return user
+    ) -> User | None: ...
 
-    def lookup(self, user_id: int) -> User | None:
-        return self.get(user_id, _NULL, 0, "")
+    def lookup(self, user_id: int) -> User | None: ...
 
 
-class Activity(msgspec.Struct, kw_only=True):
+class Activity(msgspec.Struct, kw_only=True, dict=True):
     """One entry of an agent's activity stream.
 
-    ``actor`` and ``user`` are resolved lazily, on first read, and cached per page; ``object`` and
-    ``target`` are decoded when read. Everything else is decoded with the page.
+    ``actor`` and ``user`` are resolved lazily, on first read, and cached per page (see
+    :mod:`zdactivity.sideloads`); ``object`` and ``target`` are decoded on first read and kept.
+    Everything else is decoded with the page.
+
+    ``msgspec.json.encode(activity)`` gives the activity as sent: its documented fields, with
+    ``object`` / ``target`` and the inline ``actor`` / ``user`` records byte for byte.
+    :meth:`to_builtins` gives the same as Python builtins, or with the resolved users.
 
     Decoding refuses (:class:`~zdactivity.DecodeError`) ids that do not fit a signed 64-bit
     integer, and a ``created_at`` / ``updated_at`` without a UTC offset or outside the years
@@ -319,16 +287,24 @@ class Activity(msgspec.Struct, kw_only=True):
     _target: msgspec.Raw = msgspec.field(default=_EMPTY, name="target")
     _actor: msgspec.Raw = msgspec.field(default=_NULL, name="actor")
     _user: msgspec.Raw = msgspec.field(default=_NULL, name="user")
-    # Set by the client after decoding; never read from JSON (no server sends this key).
-    _users: _UserIndex | None = msgspec.field(default=None, name="zdactivity:users")
+
+    # Not fields (never encoded, compared or shown): kept in the instance's __dict__ when set.
+    _users: ClassVar[_Users | None] = None
+    """The page's user index, set by :func:`zdactivity.sideloads.attach`."""
+    _resolved: ClassVar[dict[str | int, User | None] | None] = None
+    """Without an index (built by hand, or detached): ``"actor"`` / ``"user"`` and ids ->
+    record, so that a user named in both roles is decoded once."""
+    _object_content: ClassVar[Content | None] = None
+    _target_content: ClassVar[Content | None] = None
 
     @property
     def actor(self) -> User | None:
         """The user who caused the activity (``SYSTEM_USER`` for automations), or None."""
         users = self._users
-        if users is None:
-            users = self._users = _UserIndex()
-        user = users.get(self.actor_id, self._actor, self.id, "actor")
+        if users is not None:
+            user = users.get(self.actor_id, self._actor, self.id, "actor")
+        else:
+            user = self._own_user(self.actor_id, "actor", self._actor)
         if user is None and self.actor_id == -1:
             return SYSTEM_USER
         return user
@@ -337,22 +313,76 @@ class Activity(msgspec.Struct, kw_only=True):
     def user(self) -> User | None:
         """The agent whose stream this is, or None if the response carried no record."""
         users = self._users
-        if users is None:
-            users = self._users = _UserIndex()
-        return users.get(self.user_id, self._user, self.id, "user")
+        if users is not None:
+            return users.get(self.user_id, self._user, self.id, "user")
+        return self._own_user(self.user_id, "user", self._user)
+
+    def _own_user(self, user_id: int | None, key: str, inline: msgspec.Raw) -> User | None:
+        resolved = self._resolved
+        if resolved is None:
+            resolved = self.__dict__["_resolved"] = {}
+        if key in resolved:
+            return resolved[key]
+        if user_id is not None and user_id in resolved:
+            return resolved[user_id]
+        if inline == _NULL:
+            return None
+        user = _decode_user(inline, f"$.activities[id={self.id}].{key}")
+        resolved[key] = user
+        resolved.setdefault(user.id if user_id is None else user_id, user)
+        return user
 
     @property
     def object(self) -> Content:
         """The content of the activity: a ticket, comment, change, or an unknown kind."""
-        return _decode_content(self._object, f"$.activities[id={self.id}].object")
+        content = self._object_content
+        if content is None:
+            where = f"$.activities[id={self.id}].object"
+            content = self.__dict__["_object_content"] = _decode_content(self._object, where)
+        return content
 
     @property
     def target(self) -> Content:
         """The target of the activity, usually ``Content(kind="ticket", ticket=...)``."""
-        return _decode_content(self._target, f"$.activities[id={self.id}].target")
+        content = self._target_content
+        if content is None:
+            where = f"$.activities[id={self.id}].target"
+            content = self.__dict__["_target_content"] = _decode_content(self._target, where)
+        return content
+
+    def to_builtins(self, *, resolve_users: bool = False) -> dict[str, Any]:
+        """The activity as JSON-ready builtins (what ``msgspec.to_builtins`` gives for a
+        Struct: times as ISO 8601 strings), keyed as Zendesk sends it.
+
+        ``object``, ``target``, ``actor`` and ``user`` are the JSON as sent (the inline records,
+        None when absent or after :meth:`detach`). With ``resolve_users=True``, ``actor`` and
+        ``user`` are the resolved :class:`User` records instead (sideloaded or inline;
+        :data:`SYSTEM_USER` for an automation), as builtins too.
+
+        ``msgspec.json.encode(activity)`` needs no helper: it writes the activity as sent.
+        (``msgspec.to_builtins(activity)`` cannot: msgspec has no builtin form for the raw JSON
+        the activity keeps undecoded.)
+        """
+        data: dict[str, Any] = msgspec.to_builtins(self, enc_hook=self._raw_to_builtins)
+        if resolve_users:
+            data["actor"] = msgspec.to_builtins(self.actor)
+            data["user"] = msgspec.to_builtins(self.user)
+        return data
+
+    def _raw_to_builtins(self, value: builtins.object) -> Any:
+        if not isinstance(value, msgspec.Raw):
+            raise NotImplementedError(f"cannot convert {type(value).__name__}")
+        try:
+            return _ANY_DECODER.decode(value)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise decode_error(exc, value, f"$.activities[id={self.id}]") from None
 
     def detach(self) -> Activity:
-        """Return a copy that no longer references its page's body, for long-term retention."""
+        """Return a copy that no longer references its page's body, for long-term retention.
+
+        The copy keeps the resolved ``actor`` / ``user`` and the decoded ``object`` /
+        ``target``, not the raw inline user records (it encodes them as null).
+        """
         actor, user = self.actor, self.user
         copy = msgspec.structs.replace(
             self,
@@ -360,15 +390,25 @@ class Activity(msgspec.Struct, kw_only=True):
             _target=msgspec.Raw(bytes(self._target)),
             _actor=_NULL,
             _user=_NULL,
-            _users=_UserIndex(),
         )
-        index = copy._users
-        assert index is not None
-        for u in (actor, user):
-            if u is not None and u is not SYSTEM_USER:
-                index._decoded[u.id] = u
-        index._index = {}
+        state = copy.__dict__
+        state["_resolved"] = {"actor": None if actor is SYSTEM_USER else actor, "user": user}
+        for name in ("_object_content", "_target_content"):
+            if name in self.__dict__:
+                state[name] = self.__dict__[name]
         return copy
+
+    def __copy__(self) -> Activity:
+        copy = msgspec.structs.replace(self)
+        state = copy.__dict__
+        state.update(self.__dict__)
+        if self._resolved is not None:
+            state["_resolved"] = dict(self._resolved)  # each copy memoizes on its own
+        return copy
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # msgspec's own reduce keeps the fields only; the page index and caches come along.
+        return (*super().__reduce__(), self.__dict__ or None)
 
     def _identity(self) -> tuple[builtins.object, ...]:
         # What the activity says, not how its users arrived (inline, sideloaded, detached).
@@ -399,15 +439,11 @@ class Activity(msgspec.Struct, kw_only=True):
 
 
 class ActivityPage:
-    """One page of an activity listing.
+    """One page of an activity listing: a :class:`CursorPage` or an :class:`OffsetPage`.
 
-    Iterating a page yields its activities. ``has_more`` and the cursors come from ``meta``
-    (cursor pagination); ``count`` and ``next_page`` from offset pagination.
-
-    ``resume_token`` (set on the pages of a cursor listing that have an ``after_cursor``, None
-    otherwise) is an opaque, URL-safe string: save it once the page is handled, and
-    ``client.activities.list(resume=token)`` later lists the rest of the same listing, with
-    its ``since`` and page size.
+    Iterating a page yields its activities; :meth:`user` looks up the page's user records.
+    Every page has ``has_more`` and ``request_id``, and (for code written before the two kinds
+    were told apart) the attributes of both kinds, None where they do not apply.
     """
 
     __slots__ = (
@@ -432,7 +468,7 @@ class ActivityPage:
         count: int | None = None,
         next_page: str | None = None,
         request_id: str | None = None,
-        users: _UserIndex | None = None,
+        users: _Users | None = None,
     ) -> None:
         self.activities = activities
         self.has_more = has_more
@@ -442,11 +478,11 @@ class ActivityPage:
         self.next_page = next_page
         self.request_id = request_id
         self.resume_token: str | None = None
-        self._users = users if users is not None else _UserIndex()
+        self._users = users
 
     def user(self, user_id: int) -> User | None:
         """Look up a sideloaded (or inlined) user record of this page by id."""
-        found = self._users.lookup(user_id)
+        found = self._users.lookup(user_id) if self._users is not None else None
         if found is None:
             for activity in self.activities:
                 if activity.actor_id == user_id:
@@ -467,19 +503,81 @@ class ActivityPage:
 
     def __repr__(self) -> str:
         return (
-            f"ActivityPage({len(self.activities)} activities, has_more={self.has_more}, "
-            f"after_cursor={self.after_cursor!r})"
+            f"{type(self).__name__}({len(self.activities)} activities, "
+            f"has_more={self.has_more}, after_cursor={self.after_cursor!r})"
+        )
+
+
+class CursorPage(ActivityPage):
+    """A page of a cursor listing (the default).
+
+    ``has_more``, ``after_cursor`` and ``before_cursor`` come from ``meta``. ``resume_token``
+    (set on the pages that have an ``after_cursor``, None otherwise) is an opaque, URL-safe
+    string: save it once the page is handled, and ``client.activities.list(resume=token)``
+    later lists the rest of the same listing, with its ``since`` and page size.
+    ``count`` and ``next_page`` are always None.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        activities: list[Activity],
+        *,
+        has_more: bool,
+        after_cursor: str | None = None,
+        before_cursor: str | None = None,
+        request_id: str | None = None,
+        users: _Users | None = None,
+    ) -> None:
+        super().__init__(
+            activities,
+            has_more=has_more,
+            after_cursor=after_cursor,
+            before_cursor=before_cursor,
+            request_id=request_id,
+            users=users,
+        )
+
+
+class OffsetPage(ActivityPage):
+    """A page of an offset listing (``pagination="offset"``).
+
+    ``count`` is Zendesk's total and ``next_page`` the URL of the next page (None on the last);
+    ``has_more`` is ``next_page is not None``. The cursor attributes and ``resume_token`` are
+    always None.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        activities: list[Activity],
+        *,
+        count: int | None = None,
+        next_page: str | None = None,
+        request_id: str | None = None,
+        users: _Users | None = None,
+    ) -> None:
+        super().__init__(
+            activities,
+            has_more=next_page is not None,
+            count=count,
+            next_page=next_page,
+            request_id=request_id,
+            users=users,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"OffsetPage({len(self.activities)} activities, count={self.count}, "
+            f"next_page={self.next_page!r})"
         )
 
 
 # --- decoding helpers (one Decoder per type, built once) ---
 
 
-class _Id(msgspec.Struct):
-    id: _Int64
-
-
-_ID_DECODER: Final = msgspec.json.Decoder(_Id)
 _USER_DECODER: Final = msgspec.json.Decoder(User)
 _CONTENT_DECODER: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY_DECODER: Final = msgspec.json.Decoder()
@@ -488,26 +586,6 @@ _KIND_DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     "comment": msgspec.json.Decoder(Comment),
     "change": msgspec.json.Decoder(Change),
 }
-
-
-def _snippet(raw: bytes | memoryview | msgspec.Raw, limit: int = 120) -> str:
-    data = bytes(raw)[:limit]
-    return data.decode("utf-8", "replace")
-
-
-def _decode_error(
-    exc: msgspec.DecodeError | RecursionError, raw: msgspec.Raw, base: str
-) -> DecodeError:
-    if isinstance(exc, RecursionError):  # msgspec recurses into arrays and objects, even skipped
-        return DecodeError(
-            f"JSON nested too deeply - at `{base}`", snippet=_snippet(raw), path=base
-        )
-    message = str(exc)
-    path = base
-    if " - at `$" in message:
-        message, _, rest = message.partition(" - at `$")
-        path = base + rest.rstrip("`")
-    return DecodeError(f"{message} - at `{path}`", snippet=_snippet(raw), path=path)
 
 
 DEFAULT_USER_CACHE_SIZE: Final = 512
@@ -584,20 +662,12 @@ def _cost(key: bytes) -> int:
     return 2 * len(key) + 512
 
 
-def _decode_user(raw: msgspec.Raw, where: str, cache: UserCache | None = None) -> User:
-    key = None
-    if cache is not None:
-        key = bytes(raw)
-        user = cache.get(key)
-        if user is not None:
-            return user
+def _decode_user(raw: msgspec.Raw, where: str) -> User:
+    """Decode the user record ``raw`` found at JSON path ``where``."""
     try:
-        user = _USER_DECODER.decode(raw)
+        return _USER_DECODER.decode(raw)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise _decode_error(exc, raw, where) from None
-    if cache is not None and key is not None:
-        cache.add(key, user)
-    return user
+        raise decode_error(exc, raw, where) from None
 
 
 def _decode_content(raw: msgspec.Raw, where: str) -> Content:
@@ -614,19 +684,7 @@ def _decode_content(raw: msgspec.Raw, where: str) -> Content:
                 try:
                     typed[name] = decoder.decode(part)
                 except (msgspec.DecodeError, RecursionError) as exc:
-                    raise _decode_error(exc, part, f"{where}.{name}") from None
+                    raise decode_error(exc, part, f"{where}.{name}") from None
         return Content(kind=kind, data=data, **typed)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise _decode_error(exc, raw, where) from None
-
-
-def _check_years(activity: Activity, where: str) -> None:
-    """Refuse an activity whose times are out of :data:`MIN_YEAR`..:data:`MAX_YEAR`."""
-    for name, value in (("created_at", activity.created_at), ("updated_at", activity.updated_at)):
-        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
-            path = f"{where}.{name}"
-            raise DecodeError(
-                f"{name} {value.isoformat()} is outside the years {MIN_YEAR}..{MAX_YEAR}"
-                f" - at `{path}`",
-                path=path,
-            )
+        raise decode_error(exc, raw, where) from None

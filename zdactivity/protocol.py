@@ -37,6 +37,8 @@ from .errors import (
     RateLimitError,
     ServerError,
     ZendeskError,
+    decode_error,
+    snippet,
 )
 from .models import (
     MAX_YEAR,
@@ -44,12 +46,11 @@ from .models import (
     Activity,
     ActivityCount,
     ActivityPage,
+    CursorPage,
+    OffsetPage,
     UserCache,
-    _check_years,
-    _decode_error,
-    _snippet,
-    _UserIndex,
 )
+from .sideloads import UserIndex, attach
 
 __all__ = [
     "ACTIVITIES_PATH",
@@ -515,25 +516,26 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     try:
         return decoder.decode(body)
     except (msgspec.ValidationError, RecursionError) as exc:
-        raise _decode_error(exc, msgspec.Raw(body), "$") from None
+        raise decode_error(exc, body, "$") from None
     except msgspec.DecodeError as exc:
         what = "empty body" if not body.strip() else "body is not valid JSON"
-        raise DecodeError(f"{what}: {exc}", snippet=_snippet(body)) from None
+        raise DecodeError(f"{what}: {exc}", snippet=snippet(body)) from None
 
 
 def decode_page(
     body: bytes, *, request_id: str | None = None, cache: UserCache | None = None
 ) -> ActivityPage:
-    """Decode a list response (cursor or offset). Sideloads stay raw until read.
+    """Decode a list response: a :class:`~zdactivity.models.CursorPage` when it has ``meta``,
+    else an :class:`~zdactivity.models.OffsetPage`. Sideloads stay raw until read.
 
     ``cache``: the client's :class:`~zdactivity.models.UserCache`, to share user records decoded
     on earlier pages (without one, each user is decoded once per page).
     """
     decoded: _PageBody = _decode(_PAGE_DECODER, body)
-    users = _UserIndex((("actors", decoded.actors), ("users", decoded.users)), cache)
+    users = UserIndex((("actors", decoded.actors), ("users", decoded.users)), cache)
     activities = decoded.activities
+    attach(activities, users)
     for activity in activities:
-        activity._users = users
         updated = activity.updated_at
         if not MIN_YEAR <= activity.created_at.year <= MAX_YEAR or (
             updated is not None and not MIN_YEAR <= updated.year <= MAX_YEAR
@@ -541,17 +543,16 @@ def decode_page(
             _check_years(activity, f"$.activities[{activities.index(activity)}]")
     meta = decoded.meta
     if meta is not None:
-        return ActivityPage(
-            decoded.activities,
+        return CursorPage(
+            activities,
             has_more=meta.has_more,
             after_cursor=meta.after_cursor,
             before_cursor=meta.before_cursor,
             request_id=request_id,
             users=users,
         )
-    return ActivityPage(
-        decoded.activities,
-        has_more=decoded.next_page is not None,
+    return OffsetPage(
+        activities,
         count=decoded.count,
         next_page=decoded.next_page,
         request_id=request_id,
@@ -563,7 +564,7 @@ def decode_activity(body: bytes, *, cache: UserCache | None = None) -> Activity:
     """Decode a show response (``cache`` as for :func:`decode_page`)."""
     activity: Activity = _decode(_SHOW_DECODER, body).activity
     _check_years(activity, "$.activity")
-    activity._users = _UserIndex((), cache)
+    attach((activity,), UserIndex((), cache))
     return activity
 
 
@@ -580,6 +581,18 @@ def decode_count(body: bytes) -> ActivityCount:
     return count
 
 
+def _check_years(activity: Activity, where: str) -> None:
+    """Refuse an activity whose times are out of MIN_YEAR..MAX_YEAR."""
+    for name, value in (("created_at", activity.created_at), ("updated_at", activity.updated_at)):
+        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
+            path = f"{where}.{name}"
+            raise DecodeError(
+                f"{name} {value.isoformat()} is outside the years {MIN_YEAR}..{MAX_YEAR}"
+                f" - at `{path}`",
+                path=path,
+            )
+
+
 def check_content_type(headers: Mapping[str, str], body: bytes) -> None:
     """Refuse a successful response that says it is not JSON (an HTML proxy page, say)."""
     content_type = Headers.of(headers).get("content-type")
@@ -588,7 +601,7 @@ def check_content_type(headers: Mapping[str, str], body: bytes) -> None:
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise DecodeError(
-            f"expected a JSON body, got {media or 'no'} content", snippet=_snippet(body)
+            f"expected a JSON body, got {media or 'no'} content", snippet=snippet(body)
         )
 
 
