@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import zdactivity
+from zdactivity.client import RequestEvent
 from zdactivity.testing import Agent
 
 from ._common import median
@@ -33,7 +34,7 @@ async def _stream_all(
     limiter = zdactivity.RateLimiter(window=window)
     statuses: list[int] = []
 
-    def on_request(event: zdactivity.RequestEvent) -> None:
+    def on_request(event: RequestEvent) -> None:
         statuses.append(event.status or 0)
 
     root = zdactivity.Client(

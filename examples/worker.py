@@ -1,4 +1,4 @@
-"""A worker that follows agents with durable checkpoints (zdactivity.Fleet).
+"""A worker that follows agents with durable checkpoints (Fleet).
 
 It runs until SIGTERM or Ctrl-C, then commits and exits; restarted, it carries on where it
 stopped (checkpoints in ./checkpoints.db, or $CHECKPOINTS). Against the emulator it stops by
@@ -14,6 +14,8 @@ import tempfile
 from _account import account
 
 import zdactivity
+from zdactivity.checkpoint import SQLiteCheckpointStore
+from zdactivity.fleet import Fleet
 
 
 async def main() -> None:
@@ -31,8 +33,8 @@ async def main() -> None:
         handled = 0
         root = zdactivity.Client(**acct.where, auth=acct.auth)
 
-        async with zdactivity.SQLiteCheckpointStore(path) as store:
-            fleet = zdactivity.Fleet(store, interval=30 if not emulated else 1)
+        async with SQLiteCheckpointStore(path) as store:
+            fleet = Fleet(store, interval=30 if not emulated else 1)
 
             async def notify(key: str, activity: zdactivity.Activity) -> None:
                 nonlocal handled

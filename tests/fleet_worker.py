@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import zdactivity
 from zdactivity.checkpoint import SQLiteCheckpointStore
+from zdactivity.fleet import Fleet
 
 
 async def main(config: dict[str, Any], out: TextIO) -> None:
@@ -24,7 +25,7 @@ async def main(config: dict[str, Any], out: TextIO) -> None:
     async with SQLiteCheckpointStore(config["db"]) as store:
         first = next(iter(agents.values()))
         root = zdactivity.Client(base_url=config["url"], auth=zdactivity.APIToken(*first))
-        fleet = zdactivity.Fleet(store, interval=0.2, jitter=0.0, page_size=10, grace=5.0)
+        fleet = Fleet(store, interval=0.2, jitter=0.0, page_size=10, grace=5.0)
         for key, (email, api_token) in agents.items():
             fleet.add(key, root.with_auth(zdactivity.APIToken(email, api_token)))
 

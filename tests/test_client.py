@@ -11,6 +11,7 @@ from conftest import NOW, token
 
 import zdactivity
 from zdactivity import protocol
+from zdactivity.models import Ticket
 from zdactivity.pagination import PageIterator
 from zdactivity.testing import Agent, Emulator
 
@@ -221,7 +222,7 @@ async def test_system_actor_and_unknown_content_kinds(emu: Emulator) -> None:
     assert system.actor is zdactivity.SYSTEM_USER
     assert odd.object.kind == "sla_event"
     assert odd.object.data == {"sla_event": {"policy": "urgent", "breached": True}}
-    assert odd.target.ticket == zdactivity.Ticket(id=99, subject="Printer on fire")
+    assert odd.target.ticket == Ticket(id=99, subject="Printer on fire")
 
 
 async def test_activities_appended_while_polling(emu: Emulator, client: zdactivity.Client) -> None:

@@ -12,9 +12,10 @@ import pytest
 from fakes import FakeTime
 
 import zdactivity
+from zdactivity.auth import RefreshableAuth
 from zdactivity.protocol import RateLimitHeaders
-from zdactivity.ratelimit import Permit
-from zdactivity.transport import MemoryTransport, SentRequest
+from zdactivity.ratelimit import Permit, RateLimitBackend
+from zdactivity.transport import MemoryTransport, Response, SentRequest
 
 URL = "https://acme.zendesk.com"
 ok = MemoryTransport.respond
@@ -45,7 +46,7 @@ def page(ids: list[int], after: str | None = None) -> dict[str, Any]:
 def make(
     *script: Any,
     auth: zdactivity.Auth | None = None,
-    rate_limiter: zdactivity.RateLimitBackend | None = None,
+    rate_limiter: RateLimitBackend | None = None,
     **retry: Any,
 ) -> tuple[zdactivity.Client, MemoryTransport, FakeTime]:
     t = FakeTime()
@@ -226,7 +227,7 @@ class RecordingLimiter:
 
 async def test_any_rate_limit_backend_plugs_in_and_gets_every_permit_back() -> None:
     limiter = RecordingLimiter()
-    assert isinstance(limiter, zdactivity.RateLimitBackend)
+    assert isinstance(limiter, RateLimitBackend)
     client, _, _ = make(
         zdactivity.ConnectionFailedError("reset"),
         ok(429, {"error": "slow"}, {"Retry-After": "2", "X-Rate-Limit-Remaining": "0"}),
@@ -257,7 +258,7 @@ async def test_a_local_refusal_is_its_own_type_and_nothing_is_sent() -> None:
 
 
 async def test_a_scripted_answer_can_inspect_the_request() -> None:
-    def answer(sent: SentRequest) -> zdactivity.transport.Response:
+    def answer(sent: SentRequest) -> Response:
         assert sent.headers["User-Agent"].startswith("zdactivity/")
         return ok(200, COUNT)
 
@@ -307,7 +308,7 @@ class RotatingAuth:
 
 async def test_any_refreshable_auth_is_refreshed_on_a_401() -> None:
     auth = RotatingAuth()
-    assert isinstance(auth, zdactivity.RefreshableAuth)
+    assert isinstance(auth, RefreshableAuth)
     client, transport, _ = make(
         ok(401, {"error": "Couldn't authenticate you"}),
         ok(200, {"access_token": "new", "refresh_token": "r"}),

@@ -15,7 +15,13 @@ import pytest
 from conftest import NOW, token
 
 import zdactivity
-from zdactivity.checkpoint import MemoryCheckpointStore, SQLiteCheckpointStore
+from zdactivity.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    MemoryCheckpointStore,
+    SQLiteCheckpointStore,
+)
+from zdactivity.fleet import Fleet
 from zdactivity.testing import Agent, Emulator
 
 
@@ -23,7 +29,7 @@ def expected_pairs(emu: Emulator, agents: list[Agent]) -> set[tuple[str, int]]:
     return {(str(a.user_id), act["id"]) for a in agents for act in emu.activities_for(a)}
 
 
-def committed(emu: Emulator, checkpoint: zdactivity.Checkpoint, activity_id: int) -> bool:
+def committed(emu: Emulator, checkpoint: Checkpoint, activity_id: int) -> bool:
     """Would a restart leave this activity out? Its id is kept, or it is behind the lookback."""
     if activity_id in checkpoint.recent_ids:
         return True
@@ -38,20 +44,18 @@ def committed(emu: Emulator, checkpoint: zdactivity.Checkpoint, activity_id: int
 
 
 def make_fleet(
-    emu: Emulator, store: zdactivity.CheckpointStore, agents: list[Agent], **kw: object
-) -> tuple[zdactivity.Fleet, zdactivity.Client]:
+    emu: Emulator, store: CheckpointStore, agents: list[Agent], **kw: object
+) -> tuple[Fleet, zdactivity.Client]:
     root = zdactivity.Client(base_url=emu.url, auth=token(agents[0]), max_connections=60)
     options: dict[str, object] = {"interval": 2.0, "jitter": 0.5, "grace": 10.0}
     options.update(kw)
-    fleet = zdactivity.Fleet(store, **options)  # type: ignore[arg-type]
+    fleet = Fleet(store, **options)  # type: ignore[arg-type]
     for agent in agents:
         fleet.add(str(agent.user_id), root.with_auth(token(agent)))
     return fleet, root
 
 
-async def run_until(
-    fleet: zdactivity.Fleet, delivered: list[tuple[str, int]], done: object
-) -> None:
+async def run_until(fleet: Fleet, delivered: list[tuple[str, int]], done: object) -> None:
     """Run the fleet until ``done()``, then cancel it (with the fleet's grace period)."""
 
     async def handler(key: str, activity: zdactivity.Activity) -> None:
@@ -233,7 +237,7 @@ async def test_one_fleet_watches_agents_of_two_accounts() -> None:
         Emulator(seed=48, agents=2, activities_per_agent=5, clock=lambda: NOW) as globex,
     ):
         store = MemoryCheckpointStore()
-        fleet = zdactivity.Fleet(store, interval=0.5)
+        fleet = Fleet(store, interval=0.5)
         roots = []
         want: set[tuple[str, int]] = set()
         for name, emu in (("acme", acme), ("globex", globex)):
@@ -252,7 +256,7 @@ async def test_one_fleet_watches_agents_of_two_accounts() -> None:
 
 
 def test_fleet_arguments() -> None:
-    fleet = zdactivity.Fleet(MemoryCheckpointStore())
+    fleet = Fleet(MemoryCheckpointStore())
     client = zdactivity.Client(base_url="http://127.0.0.1:1", auth=zdactivity.OAuthToken("t"))
     fleet.add("a", client)
     with pytest.raises(ValueError):
@@ -260,18 +264,18 @@ def test_fleet_arguments() -> None:
     with pytest.raises(ValueError):
         fleet.add("", client)
     with pytest.raises(ValueError):
-        zdactivity.Fleet(MemoryCheckpointStore(), max_concurrent_polls=0)
+        Fleet(MemoryCheckpointStore(), max_concurrent_polls=0)
     assert fleet.keys == ["a"]
 
 
 def test_fleet_options_are_one_watch_options() -> None:
     store = MemoryCheckpointStore()
     options = zdactivity.WatchOptions(interval=5, page_size=10)
-    assert zdactivity.Fleet(store, options).options is options
-    assert zdactivity.Fleet(store, options, page_size=20).options == options.replace(page_size=20)
-    assert zdactivity.Fleet(store, interval=3).options == zdactivity.WatchOptions(interval=3)
+    assert Fleet(store, options).options is options
+    assert Fleet(store, options, page_size=20).options == options.replace(page_size=20)
+    assert Fleet(store, interval=3).options == zdactivity.WatchOptions(interval=3)
     with pytest.raises(ValueError, match="page_size"):
-        zdactivity.Fleet(store, page_size=0)  # refused at once, not when an agent starts
+        Fleet(store, page_size=0)  # refused at once, not when an agent starts
 
 
 async def test_async_with_closes_each_accounts_session_once_and_not_the_store() -> None:
@@ -280,7 +284,7 @@ async def test_async_with_closes_each_accounts_session_once_and_not_the_store() 
         root = zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0]))
         view = root.with_auth(token(emu.agents[1]))
         assert view.owner is root and view.with_auth(token(emu.agents[0])).owner is root
-        async with zdactivity.Fleet(store, interval=0.5) as fleet:
+        async with Fleet(store, interval=0.5) as fleet:
             fleet.add("a", root.with_auth(token(emu.agents[0])))
             fleet.add("b", view)
             got: list[tuple[str, int]] = []

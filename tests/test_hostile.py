@@ -49,7 +49,8 @@ from hypothesis import strategies as st
 import zdactivity
 from zdactivity import ActivityPage, PaginationError, RetryPolicy, models
 from zdactivity import protocol as p
-from zdactivity.checkpoint import MemoryCheckpointStore
+from zdactivity.checkpoint import Checkpoint, MemoryCheckpointStore
+from zdactivity.fleet import Fleet
 from zdactivity.pagination import DEFAULT_MAX_PAGES, REMEMBERED_CURSORS
 from zdactivity.protocol import (
     RateLimitHeaders,
@@ -61,6 +62,7 @@ from zdactivity.protocol import (
     resume_token,
 )
 from zdactivity.testing import Emulator, Fault
+from zdactivity.watch import ActivityWatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = zdactivity.OAuthToken("s3cret-token")
@@ -103,7 +105,7 @@ async def test_a_future_dated_activity_does_not_hide_the_ones_after_it(
         assert got == [future, *later]
         saved = store.snapshot()["a"]
         assert saved.high_water is not None
-        assert saved.high_water <= wall[0] + zdactivity.ActivityWatcher.max_skew
+        assert saved.high_water <= wall[0] + ActivityWatcher.max_skew
         assert "ahead of the local clock" in caplog.text
 
 
@@ -215,7 +217,7 @@ async def test_commits_of_a_long_catch_up_stay_small() -> None:
     sizes: list[int] = []
 
     class Recording(MemoryCheckpointStore):
-        async def save(self, key: str, checkpoint: zdactivity.Checkpoint) -> None:
+        async def save(self, key: str, checkpoint: Checkpoint) -> None:
             sizes.append(len(checkpoint.recent_ids))
             await super().save(key, checkpoint)
 
@@ -288,14 +290,14 @@ async def test_tail_commits_only_what_it_printed(tmp_path: Path) -> None:
 
 async def test_a_fleet_agent_that_cannot_commit_backs_off_instead_of_redelivering_fast() -> None:
     class Failing(MemoryCheckpointStore):
-        async def save(self, key: str, checkpoint: zdactivity.Checkpoint) -> None:
+        async def save(self, key: str, checkpoint: Checkpoint) -> None:
             if key == "bad":
                 raise zdactivity.CheckpointError("the disk is full")
             await super().save(key, checkpoint)
 
     async with Emulator(seed=7, agents=3, activities_per_agent=4, clock=lambda: NOW) as emu:
         root = zdactivity.Client(base_url=emu.url, auth=token(emu.agents[0]))
-        fleet = zdactivity.Fleet(Failing(), interval=0.05, retry_delay=0.01, max_retry_delay=60)
+        fleet = Fleet(Failing(), interval=0.05, retry_delay=0.01, max_retry_delay=60)
         for agent in emu.agents[1:]:
             fleet.add(str(agent.user_id), root.with_auth(token(agent)))
         fleet.add("bad", root.with_auth(token(emu.agents[0])))

@@ -23,17 +23,12 @@ from zdactivity import (
     Activity,
     ActivityCount,
     ActivityPage,
-    Change,
-    Comment,
     Content,
     DecodeError,
-    Photo,
-    Thumbnail,
-    Ticket,
     User,
 )
 from zdactivity import protocol as p
-from zdactivity.models import CursorPage, OffsetPage
+from zdactivity.models import Change, Comment, CursorPage, OffsetPage, Photo, Thumbnail, Ticket
 
 HOST = "https://northwind.zendesk.com"
 EPOCH = datetime(2024, 3, 5, 10, 11, 12, tzinfo=UTC)

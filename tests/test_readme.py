@@ -23,6 +23,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 import zdactivity
+from zdactivity.checkpoint import SQLiteCheckpointStore
 from zdactivity.testing import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +158,7 @@ async def test_readme_python_blocks_run_against_the_emulator(
             base_url=emu.url, auth=zdactivity.OAuthToken(first.oauth_token)
         ) as zd:
             await asyncio.wait_for(ns["follow"](zd, stop), 15)
-        async with zdactivity.SQLiteCheckpointStore(tmp_path / "me.db") as store:
+        async with SQLiteCheckpointStore(tmp_path / "me.db") as store:
             saved = await store.load("me")
         assert len(handled) == 5 and saved is not None
         assert set(handled) <= saved.recent_ids

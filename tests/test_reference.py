@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import pytest
 
-from zdactivity import Activity, ActivityPage, Content, Photo, Thumbnail, User
+from zdactivity import Activity, ActivityPage, Content, User
 from zdactivity import protocol as p
-from zdactivity.models import CursorPage, OffsetPage
+from zdactivity.models import CursorPage, OffsetPage, Photo, Thumbnail
 
 RECORDED = (
     Path(__file__).resolve().parents[2]

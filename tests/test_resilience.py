@@ -17,6 +17,7 @@ from conftest import NOW, oauth_token, token, wait_until
 from fakes import FakeTime
 
 import zdactivity
+from zdactivity.client import RequestEvent
 from zdactivity.testing import Agent, Emulator, Fault
 
 
@@ -426,7 +427,7 @@ async def test_no_secret_in_logs_errors_or_reprs(
     agent = emu.agents[0]
     secrets = [agent.api_token, agent.oauth_token, agent.refresh_token, "emulator-secret"]
     caplog.set_level(logging.DEBUG, logger="zdactivity")
-    events: list[zdactivity.RequestEvent] = []
+    events: list[RequestEvent] = []
     api = token(agent)
     oauth = oauth_token(agent)
     t = FakeTime()
@@ -481,7 +482,7 @@ async def test_counters_hook_and_trace_config(emu: Emulator) -> None:
 
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_start)
-    events: list[zdactivity.RequestEvent] = []
+    events: list[RequestEvent] = []
     t = FakeTime()
     emu.inject(Fault.status(502), Fault.status(429, retry_after=0))
     async with zdactivity.Client(

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import zdactivity
 from zdactivity.checkpoint import Checkpoint, MemoryCheckpointStore
 from zdactivity.testing import Agent, Emulator
+from zdactivity.watch import ActivityWatcher
 
 pytestmark = pytest.mark.emulator(seed=31, agents=2, activities_per_agent=25)
 
@@ -23,7 +24,7 @@ def oldest_first(emu: Emulator, agent: Agent) -> list[int]:
     return [a["id"] for a in reversed(emu.activities_for(agent))]
 
 
-async def take(watcher: zdactivity.ActivityWatcher, n: int) -> list[int]:
+async def take(watcher: ActivityWatcher, n: int) -> list[int]:
     return [(await watcher.__anext__()).id for _ in range(n)]
 
 
@@ -185,7 +186,7 @@ async def test_crashes_arrivals_and_page_sizes_never_lose_and_repeat_at_most_onc
         crashes = 0
         async with zdactivity.Client(base_url=emu.url, auth=token(agent)) as zd:
 
-            def new_watcher() -> zdactivity.ActivityWatcher:
+            def new_watcher() -> ActivityWatcher:
                 return zd.activities.watch(
                     checkpoint=store,
                     key="k",
@@ -281,7 +282,7 @@ def test_a_watcher_needs_only_a_page_fetcher() -> None:
     async def fetch(request: zdactivity.protocol.Request) -> zdactivity.ActivityPage:
         raise AssertionError("not called")
 
-    watcher = zdactivity.ActivityWatcher(fetch, zdactivity.WatchOptions(interval=1))
+    watcher = ActivityWatcher(fetch, zdactivity.WatchOptions(interval=1))
     assert watcher.interval == 1
 
 

@@ -10,21 +10,22 @@ Quick look::
 
 ``zdactivity.testing.Emulator`` is a local Zendesk to run it (and your tests) against.
 
-The names that need aiohttp (the client, its transport, fan-out and the fleet) are loaded on
-first use, so that ``zdactivity.protocol``, ``zdactivity.models`` and ``zdactivity.errors``
-import without aiohttp.
+What a first script needs is here: the client, credentials, the retry policy and rate limiter,
+the records and every error. The rest lives in submodules named for their job:
+``zdactivity.fleet`` (many agents in one worker), ``zdactivity.checkpoint`` (checkpoint stores),
+``zdactivity.watch``, ``zdactivity.pagination``, ``zdactivity.models``, ``zdactivity.ratelimit``,
+``zdactivity.transport``, ``zdactivity.protocol`` (the sans-I/O core) and ``zdactivity.testing``
+(the emulator). The names that need aiohttp (the client, its transport, fan-out and the fleet)
+are loaded on first use, so that ``zdactivity.protocol``, ``zdactivity.models`` and
+``zdactivity.errors`` import without aiohttp.
 """
 
+import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .auth import APIToken, Auth, OAuthToken, OnRefresh, RefreshableAuth
-from .checkpoint import (
-    Checkpoint,
-    CheckpointStore,
-    MemoryCheckpointStore,
-    SQLiteCheckpointStore,
-)
+from .auth import APIToken, Auth, OAuthToken
 from .errors import (
     AgentError,
     APIError,
@@ -46,50 +47,67 @@ from .errors import (
     TransportError,
     ZendeskError,
 )
-from .models import (
-    SYSTEM_USER,
-    Activity,
-    ActivityCount,
-    ActivityPage,
-    Change,
-    Comment,
-    Content,
-    Photo,
-    Thumbnail,
-    Ticket,
-    User,
-)
-from .pagination import ActivityPager, PageIterator
-from .ratelimit import Permit, RateLimitBackend, RateLimiter, RateLimitState
+from .models import SYSTEM_USER, Activity, ActivityCount, ActivityPage, Content, User
+from .ratelimit import RateLimiter
 from .retry import RetryPolicy
-from .watch import ActivityWatcher, WatchOptions
+from .watch import WatchOptions
 
 if TYPE_CHECKING:
-    from .client import ActivitiesAPI, Client, ClientStats, RequestEvent
+    from . import checkpoint as checkpoint
+    from . import client as client
+    from . import fanout as fanout
+    from . import fleet as fleet
+    from . import transport as transport
+    from .client import Client
     from .fanout import fan_out
-    from .fleet import AgentStatus, Fleet
-    from .transport import Timeout, Transport
+    from .transport import Timeout
 
-# name -> the module that defines it, imported on first access (they import aiohttp)
-_LAZY = {
+# Loaded on first access: these import aiohttp.
+_LAZY = {"Client": "client", "fan_out": "fanout", "Timeout": "transport"}
+_LAZY_MODULES = frozenset({"checkpoint", "client", "fanout", "fleet", "transport"})
+
+# Names that were exported here before 0.2, and where they live now.
+_MOVED = {
     "ActivitiesAPI": "client",
-    "Client": "client",
     "ClientStats": "client",
     "RequestEvent": "client",
-    "fan_out": "fanout",
-    "AgentStatus": "fleet",
     "Fleet": "fleet",
-    "Timeout": "transport",
+    "AgentStatus": "fleet",
+    "Checkpoint": "checkpoint",
+    "CheckpointStore": "checkpoint",
+    "MemoryCheckpointStore": "checkpoint",
+    "SQLiteCheckpointStore": "checkpoint",
+    "ActivityPager": "pagination",
+    "PageIterator": "pagination",
+    "ActivityWatcher": "watch",
+    "RateLimitState": "ratelimit",
+    "RateLimitBackend": "ratelimit",
+    "Permit": "ratelimit",
+    "OnRefresh": "auth",
+    "RefreshableAuth": "auth",
     "Transport": "transport",
+    "Photo": "models",
+    "Thumbnail": "models",
+    "Ticket": "models",
+    "Comment": "models",
+    "Change": "models",
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'zdactivity' has no attribute {name!r}")
-    import importlib
-
+        module = _MOVED.get(name)
+        if module is None:
+            raise AttributeError(f"module 'zdactivity' has no attribute {name!r}")
+        warnings.warn(
+            f"zdactivity.{name} moved to zdactivity.{module}.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(f".{module}", __name__), name)
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
@@ -103,55 +121,32 @@ __all__ = [
     "SYSTEM_USER",
     "APIError",
     "APIToken",
-    "ActivitiesAPI",
     "Activity",
     "ActivityCount",
     "ActivityPage",
-    "ActivityPager",
-    "ActivityWatcher",
     "AgentError",
-    "AgentStatus",
     "Auth",
     "AuthenticationError",
     "CertificateError",
-    "Change",
-    "Checkpoint",
     "CheckpointError",
-    "CheckpointStore",
     "Client",
-    "ClientStats",
-    "Comment",
     "ConnectionFailedError",
     "Content",
     "DecodeError",
-    "Fleet",
     "InvalidRequestError",
     "LocalRateLimitError",
-    "MemoryCheckpointStore",
     "NotFoundError",
     "OAuthToken",
-    "OnRefresh",
-    "PageIterator",
     "PaginationDepthError",
     "PaginationError",
     "PermissionDeniedError",
-    "Permit",
-    "Photo",
-    "RateLimitBackend",
     "RateLimitError",
-    "RateLimitState",
     "RateLimiter",
-    "RefreshableAuth",
-    "RequestEvent",
     "RequestTimeoutError",
     "ResponseTooLargeError",
     "RetryPolicy",
-    "SQLiteCheckpointStore",
     "ServerError",
-    "Thumbnail",
-    "Ticket",
     "Timeout",
-    "Transport",
     "TransportError",
     "User",
     "WatchOptions",

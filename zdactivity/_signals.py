@@ -1,4 +1,4 @@
-"""Signal plumbing shared by :class:`~zdactivity.Fleet` and the command line."""
+"""Signal plumbing shared by :class:`~zdactivity.fleet.Fleet` and the command line."""
 
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ class Client(AsyncClosing):
     not apply).
     ``rate_limiter``: pass one object to every client of an account (a
     :class:`~zdactivity.RateLimiter` is made otherwise); any
-    :class:`~zdactivity.RateLimitBackend` will do.
+    :class:`~zdactivity.ratelimit.RateLimitBackend` will do.
     ``user_cache_size`` / ``user_cache_bytes``: how many user records (512), and how much memory
     by estimate (8 MiB), the client keeps to decode a recurring actor once across pages; shared
     with its views, released by :meth:`close`; 0 turns it off.

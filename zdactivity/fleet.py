@@ -3,8 +3,8 @@
 ::
 
     async with (
-        zdactivity.SQLiteCheckpointStore("checkpoints.db") as store,
-        zdactivity.Fleet(store, interval=30) as fleet,   # closing it closes the clients
+        zdactivity.checkpoint.SQLiteCheckpointStore("checkpoints.db") as store,
+        zdactivity.fleet.Fleet(store, interval=30) as fleet,   # closing it closes the clients
     ):
         for agent in agents:
             fleet.add(agent.email, account.with_auth(zdactivity.OAuthToken(agent.token)))

@@ -77,8 +77,9 @@ def _utc_now() -> datetime:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WatchOptions:
     """How a watcher polls: one frozen set of options, shared by
-    :meth:`ActivitiesAPI.watch <zdactivity.ActivitiesAPI.watch>`, :class:`ActivityWatcher` and
-    :class:`~zdactivity.Fleet`, checked once when it is made (ValueError / TypeError).
+    :meth:`ActivitiesAPI.watch <zdactivity.client.ActivitiesAPI.watch>`,
+    :class:`ActivityWatcher` and :class:`~zdactivity.fleet.Fleet`, checked once when it is made
+    (ValueError / TypeError).
 
     ``since`` applies when there is no checkpoint yet (None: the whole 30-day window).
     ``interval`` seconds between polls, spread by ``jitter`` (a share, 0 <= jitter < 1);

@@ -10,7 +10,7 @@ One module per job: :mod:`.arguments` (the parser and its value types), :mod:`.c
 :mod:`.common` (exit codes, one-line messages); one per command or command group:
 :mod:`.query` (list, show, count), :mod:`.tail`, :mod:`.fan_out` (with :mod:`.agents_file`),
 :mod:`.demo`, :mod:`.emulator`. Signal handling is :mod:`zdactivity._signals`, shared with
-:class:`~zdactivity.Fleet`.
+:class:`~zdactivity.fleet.Fleet`.
 """
 
 from __future__ import annotations
