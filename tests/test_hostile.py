@@ -1107,6 +1107,30 @@ async def test_cancelling_the_consumer_of_fan_out_still_propagates() -> None:
             await task
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"interval": float("inf")},
+        {"interval": 1e308},
+        {"interval": float("nan")},
+        {"lookback": timedelta(days=31)},
+        {"lookback": timedelta(days=-1)},
+    ],
+)
+def test_watch_options_no_sleep_or_clock_arithmetic_can_overflow_are_refused(
+    settings: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match=r"interval|lookback"):
+        zdactivity.WatchOptions(**settings)
+
+
+def test_watch_options_of_the_wrong_type_are_type_errors() -> None:
+    with pytest.raises(TypeError, match="lookback"):
+        zdactivity.WatchOptions(lookback=600)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="interval"):
+        zdactivity.WatchOptions(interval=True)
+
+
 # (end of failures)
 
 
@@ -1133,6 +1157,14 @@ def _one_usage_line(result: tuple[int, str, str], pattern: str, *secrets: str) -
 async def test_the_cli_refuses_a_since_too_far_back_in_one_line(command: str, since: str) -> None:
     result = await run_cli(command, "--since", since, env=_NOWHERE)
     _one_usage_line(result, r"bad --since .*too far back")
+
+
+@pytest.mark.parametrize("interval", ["1e308", "100000", "inf", "nan", "0", "-5"])
+async def test_the_cli_refuses_an_interval_no_watcher_could_sleep_in_one_line(
+    interval: str,
+) -> None:
+    result = await run_cli("tail", f"--interval={interval}", env=_NOWHERE)
+    _one_usage_line(result, r"--interval")
 
 
 @pytest.mark.parametrize(

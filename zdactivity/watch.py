@@ -45,6 +45,8 @@ from .protocol import MAX_PAGE_SIZE, format_since, list_request
 
 __all__ = [
     "DEFAULT_MAX_PAGES_PER_POLL",
+    "MAX_INTERVAL",
+    "MAX_LOOKBACK",
     "ActivityWatcher",
     "FetchPage",
     "WatchOptions",
@@ -74,6 +76,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: The longest wait between two polls (a day): activities leave Zendesk's listing after 30 days.
+MAX_INTERVAL: Final = 86_400.0
+#: The longest lookback: Zendesk lists the last 30 days only.
+MAX_LOOKBACK: Final = timedelta(days=30)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WatchOptions:
     """How a watcher polls: one frozen set of options, shared by
@@ -99,12 +107,19 @@ class WatchOptions:
     def __post_init__(self) -> None:
         if self.since is not None:
             format_since(self.since)
-        if not self.interval > 0:
-            raise ValueError("interval must be a positive number of seconds")
+        if isinstance(self.interval, bool) or not isinstance(self.interval, int | float):
+            raise TypeError(f"interval must be a number, not {type(self.interval).__name__}")
+        if not 0 < self.interval <= MAX_INTERVAL:
+            # Far longer and activities would age out of Zendesk's 30-day window between polls.
+            raise ValueError(
+                f"interval must be a number of seconds above 0 and at most {MAX_INTERVAL:g}"
+            )
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be a share between 0 and 1")
-        if self.lookback < timedelta(0):
-            raise ValueError("lookback must not be negative")
+        if not isinstance(self.lookback, timedelta):
+            raise TypeError(f"lookback must be a timedelta, not {type(self.lookback).__name__}")
+        if not timedelta(0) <= self.lookback <= MAX_LOOKBACK:
+            raise ValueError(f"lookback must be between 0 and {MAX_LOOKBACK.days} days")
         page_size = self.page_size
         if isinstance(page_size, bool) or not isinstance(page_size, int):
             raise TypeError(f"page_size must be an int, not {type(page_size).__name__}")

@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn, TypeAlias
 
 from ..protocol import MAX_PAGE_SIZE, format_since
+from ..watch import MAX_INTERVAL
 from .common import EXIT_USAGE, UsageError, one_line
 
 __all__ = [
     "Parser",
     "Parsers",
     "add_page_size",
+    "interval",
     "optional_since",
     "page_size",
     "parse_since",
@@ -76,6 +78,16 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def interval(text: str) -> float:
+    """``--interval``: positive seconds, at most a day (:data:`zdactivity.watch.MAX_INTERVAL`)."""
+    value = seconds(text)
+    if value > MAX_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is longer than a day ({MAX_INTERVAL:g} seconds), the longest interval"
+        )
     return value
 
 

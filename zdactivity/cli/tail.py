@@ -10,7 +10,7 @@ import signal
 from .._signals import signal_handlers
 from ..checkpoint import CheckpointStore, MemoryCheckpointStore, SQLiteCheckpointStore
 from ..client import Client
-from .arguments import Parser, Parsers, optional_since, seconds
+from .arguments import Parser, Parsers, interval, optional_since
 from .common import EXIT_INTERRUPTED, EXIT_OK
 from .credentials import identity, run_with_client
 from .output import JSONLines, activity_record
@@ -34,7 +34,7 @@ def register(sub: Parsers, parents: list[Parser]) -> None:
         "With --state, progress is saved after each printed activity, so a restart "
         "continues where the last run stopped. Ctrl-C stops it (exit 130).",
     )
-    tail.add_argument("--interval", type=seconds, default=60.0, help="seconds between polls")
+    tail.add_argument("--interval", type=interval, default=60.0, help="seconds between polls")
     tail.add_argument("--state", metavar="FILE", help="SQLite checkpoint file to resume from")
     tail.add_argument("--since", help="where to start when FILE has no checkpoint yet")
     tail.add_argument("--key", help="the checkpoint's key in FILE (default: the agent)")
