@@ -13,6 +13,7 @@ import gc
 import itertools
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -1129,6 +1130,37 @@ def test_watch_options_of_the_wrong_type_are_type_errors() -> None:
         zdactivity.WatchOptions(lookback=600)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="interval"):
         zdactivity.WatchOptions(interval=True)
+
+
+def test_an_agent_error_survives_pickle() -> None:
+    error = zdactivity.AgentError("agent-7", zdactivity.NotFoundError(404, description="gone"))
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.key, type(again.error), str(again)) == (
+        "agent-7",
+        zdactivity.NotFoundError,
+        str(error),
+    )
+
+
+async def test_a_megabyte_of_error_text_gives_a_readable_message() -> None:
+    detail = "x" * 1_000_000
+    body = {"errors": [{"code": "c" * 10_000, "title": "t", "detail": detail}]}
+    async with HostileServer(respond(body, status=422)) as server, server.client() as zd:
+        with pytest.raises(zdactivity.InvalidRequestError) as info:
+            await zd.activities.count()
+    assert len(str(info.value)) < 1_000 and len(info.value.body) <= 2_000
+
+
+async def test_a_request_the_local_limiter_refused_is_not_counted_as_sent() -> None:
+    limiter = zdactivity.RateLimiter()
+    limiter.pause(3600)
+    async with (
+        HostileServer(respond(page([]))) as server,
+        server.client(rate_limiter=limiter, retry=RetryPolicy(max_retry_after=1).testing()) as zd,
+    ):
+        with pytest.raises(zdactivity.LocalRateLimitError):
+            await zd.activities.count()
+        assert zd.stats.requests == 0 and server.requests == []
 
 
 # (end of failures)

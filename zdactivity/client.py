@@ -272,11 +272,11 @@ class Client(AsyncClosing):
             authorization = _authorization(self._auth)
             sent = policy.clock()
             status = request_id = None
-            shared.stats.requests += 1
             # The limiter's sleeps count against max_time like the retry delays do.
             budget = policy.max_time - (sent - started)
             try:
                 permit = await self._acquire(request, budget)
+                shared.stats.requests += 1  # only what is sent: a local refusal is not a request
                 response = await self._send(request, authorization, permit)
             except ZendeskError as exc:
                 error: ZendeskError = exc
@@ -457,9 +457,9 @@ class Client(AsyncClosing):
             attempt = 0
             while True:
                 attempt += 1
-                shared.stats.requests += 1
                 try:
                     permit = await self._acquire(request, None)
+                    shared.stats.requests += 1
                     response = await self._send(request, None, permit)
                 except ZendeskError as exc:
                     error: ZendeskError = exc

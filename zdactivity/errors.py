@@ -245,6 +245,11 @@ class AgentError(ZendeskError, Generic[K]):
         self.error = error
         super().__init__(f"agent {key!r}: {error}")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuild from key and error (args hold the formatted message), so it survives pickle
+        # (a process pool, a task queue).
+        return (type(self), (self.key, self.error))
+
 
 class CheckpointError(ZendeskError):
     """A checkpoint store could not be read or written: an unreadable, corrupt or foreign

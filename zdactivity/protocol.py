@@ -698,15 +698,22 @@ _ERROR_CLASSES: Final[dict[int, type[APIError]]] = {
 _TAG: Final = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _SPACE: Final = re.compile(r"\s+")
 _BODY_LIMIT: Final = 2000
+_CODE_LIMIT: Final = 100
+_DESCRIPTION_LIMIT: Final = 500
 
 
 def _error_details(body: bytes) -> tuple[str | None, str | None]:
     """Zendesk's error code and description, from any of its body shapes."""
     try:
-        return _details_of(msgspec.json.decode(body))
+        code, description = _details_of(msgspec.json.decode(body))
     except (msgspec.DecodeError, RecursionError):  # not JSON, or nested too deeply to read
         text = _SPACE.sub(" ", _TAG.sub(" ", body[:_BODY_LIMIT].decode("utf-8", "replace")))
         return None, text.strip()[:200] or None
+    # The server chooses these texts: keep an error message readable whatever it sends.
+    return (
+        None if code is None else code[:_CODE_LIMIT],
+        None if description is None else description[:_DESCRIPTION_LIMIT],
+    )
 
 
 def _details_of(data: object) -> tuple[str | None, str | None]:
