@@ -1191,6 +1191,21 @@ async def test_the_cli_refuses_a_since_too_far_back_in_one_line(command: str, si
     _one_usage_line(result, r"bad --since .*too far back")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--agents", "99999999999"],
+        ["demo", "--activities", "-1"],
+        ["emulator", "--agents", "-3"],
+        ["emulator", "--activities", "1e9"],
+        ["emulator", "--rate-limit", "0"],
+    ],
+)
+async def test_the_cli_refuses_sizes_no_machine_could_hold_in_one_line(args: list[str]) -> None:
+    result = await run_cli(*args, env=_NOWHERE)
+    _one_usage_line(result, re.escape(args[1]))
+
+
 @pytest.mark.parametrize("interval", ["1e308", "100000", "inf", "nan", "0", "-5"])
 async def test_the_cli_refuses_an_interval_no_watcher_could_sleep_in_one_line(
     interval: str,

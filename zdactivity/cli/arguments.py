@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn, TypeAlias
 
@@ -23,6 +24,7 @@ __all__ = [
     "port",
     "positive_int",
     "seconds",
+    "whole_number",
 ]
 
 _RELATIVE = re.compile(r"(\d+)\s*([smhd])")
@@ -55,6 +57,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (sizes a machine can hold)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} must be between {low:,} and {high:,}")
+        return value
+
+    return parse
 
 
 def page_size(text: str) -> int:

@@ -19,8 +19,8 @@ from ..models import Activity
 from ..protocol import MAX_PAGE_SIZE
 from ..ratelimit import RateLimiter
 from ..retry import RetryPolicy
-from .arguments import Parsers, add_page_size, positive_int
-from .common import EXIT_API, EXIT_OK, UsageError
+from .arguments import Parsers, add_page_size, whole_number
+from .common import EXIT_API, EXIT_OK
 
 __all__ = ["register", "run_demo"]
 
@@ -37,17 +37,20 @@ def register(sub: Parsers) -> None:
         description="Start the built-in emulator with a realistic account (rate limit and "
         "faults included), fan out over every agent and print a summary.",
     )
-    demo.add_argument("--agents", type=positive_int, default=200, help="default 200")
     demo.add_argument(
-        "--activities", type=int, default=50, help="activities per agent (default 50)"
+        "--agents", type=whole_number(1, 10_000), default=200, help="1..10,000 (default 200)"
+    )
+    demo.add_argument(
+        "--activities",
+        type=whole_number(0, 10_000),
+        default=50,
+        help="activities per agent, 0..10,000 (default 50)",
     )
     add_page_size(demo, help=f"1..{MAX_PAGE_SIZE} (default {MAX_PAGE_SIZE})")
     demo.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    if args.activities < 0:
-        raise UsageError("--activities must not be negative")
     return asyncio.run(run_demo(args.agents, args.activities, args.page_size))
 
 

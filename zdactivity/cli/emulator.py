@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from .._signals import signal_handlers
 from .._version import __version__
-from .arguments import Parsers, port
+from .arguments import Parsers, port, whole_number
 from .common import EXIT_OK, UsageError
 
 __all__ = ["register"]
@@ -23,9 +23,21 @@ def register(sub: Parsers) -> None:
     )
     emulator.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     emulator.add_argument("--port", type=port, default=8765, help="default 8765; 0: any free")
-    emulator.add_argument("--agents", type=int, default=5, help="default 5")
-    emulator.add_argument("--activities", type=int, default=200, help="per agent (default 200)")
-    emulator.add_argument("--rate-limit", type=int, default=700, help="requests per minute")
+    emulator.add_argument(
+        "--agents", type=whole_number(1, 10_000), default=5, help="1..10,000 (default 5)"
+    )
+    emulator.add_argument(
+        "--activities",
+        type=whole_number(0, 100_000),
+        default=200,
+        help="per agent, 0..100,000 (default 200)",
+    )
+    emulator.add_argument(
+        "--rate-limit",
+        type=whole_number(1, 1_000_000),
+        default=700,
+        help="requests per minute (default 700)",
+    )
     emulator.add_argument("--seed", type=int, default=0)
     emulator.set_defaults(run=run)
 
