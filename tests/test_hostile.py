@@ -776,6 +776,29 @@ async def test_a_tls_certificate_that_cannot_be_verified_fails_at_once_with_a_cl
     )
 
 
+async def test_a_refresh_waits_in_the_limiter_no_longer_than_max_time() -> None:
+    t = FakeTime()
+    limiter = zdactivity.RateLimiter(clock=t.clock, sleep=t.sleep)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/oauth/tokens":
+            return json_response({"access_token": "a2", "refresh_token": "r2"})
+        # The account is held for a minute (another process's 429, say) as the 401 arrives.
+        limiter.pause(60)
+        return json_response({"error": "Couldn't authenticate you"}, status=401)
+
+    auth = zdactivity.OAuthToken("s3cret-token", refresh_token="r3fresh", client_id="c")
+    policy = RetryPolicy(max_time=5, max_retry_after=300, sleep=t.sleep, clock=t.clock)
+    async with (
+        HostileServer(handler) as server,
+        server.client(auth=auth, retry=policy, rate_limiter=limiter) as zd,
+    ):
+        with pytest.raises(zdactivity.AuthenticationError, match="refresh"):
+            await zd.activities.count()
+        assert server.paths == ["/api/v2/activities/count"]  # the refresh was never sent
+    assert sum(t.slept) <= 5
+
+
 # (end of hangs)
 
 

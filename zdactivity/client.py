@@ -458,7 +458,9 @@ class Client(AsyncClosing):
             while True:
                 attempt += 1
                 try:
-                    permit = await self._acquire(request, None)
+                    # The limiter's sleeps count against max_time here too.
+                    budget = policy.max_time - (policy.clock() - started)
+                    permit = await self._acquire(request, budget)
                     shared.stats.requests += 1
                     response = await self._send(request, None, permit)
                 except ZendeskError as exc:
