@@ -6,6 +6,8 @@ Fixtures (no import needed):
   its account with ``@pytest.mark.emulator(seed=..., agents=..., ...)`` (any ``Emulator``
   keyword; without the mark: ``Emulator(seed=0, clock=lambda: NOW)``).
 * ``client``: a ``zdactivity.Client`` on ``emu`` with the first agent's API token.
+* ``redis_server``: a real ``redis-server`` on a free loopback port (``tests/redis_server.py``);
+  skipped where none is installed, a failure under ``CI=true``.
 
 Helpers (``from conftest import ...``): ``NOW``, ``token(agent)``, ``oauth_token(agent)``,
 ``wait_until(condition)``, and for the emulator's wire-level tests ``EMULATOR_NOW``, ``Clock``,
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
+from redis_server import RedisServer
 
 import zdactivity
 from zdactivity.testing import Agent, Emulator
@@ -114,3 +117,10 @@ async def running_emulator(**kwargs: Any) -> AsyncIterator[tuple[Emulator, aioht
     kwargs.setdefault("clock", Clock())
     async with Emulator(**kwargs) as emu, aiohttp.ClientSession(base_url=emu.url) as session:
         yield emu, session
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh ``redis-server`` on a free loopback port (skipped without one, except in CI)."""
+    with RedisServer() as server:
+        yield server

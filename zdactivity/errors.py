@@ -27,7 +27,9 @@
     ├── AgentError               one agent of ``fan_out`` failed (``.key``, ``.error``); also
     │                            importable from ``zdactivity.fanout``
     └── CheckpointError          a checkpoint store could not be read or written (``.path``);
-                                 also importable from ``zdactivity.checkpoint``
+        │                        also importable from ``zdactivity.checkpoint``
+        └── FencedOutError           a save with a stale fencing token: another worker owns
+                                     the agent now (``zdactivity.redis``)
 
 ``APIError`` carries ``.status``, ``.request_id`` (quote it to Zendesk support), ``.body`` (a
 short text snippet), Zendesk's ``.code`` / ``.description`` parsed from whichever of its error
@@ -56,6 +58,7 @@ __all__ = [
     "CheckpointError",
     "ConnectionFailedError",
     "DecodeError",
+    "FencedOutError",
     "InvalidRequestError",
     "LocalRateLimitError",
     "NotFoundError",
@@ -258,6 +261,11 @@ class CheckpointError(ZendeskError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class FencedOutError(CheckpointError):
+    """A checkpoint save carried a fencing token older than the store's: another worker owns
+    this agent now, so this (paused, or partitioned) worker must stop writing its progress."""
 
 
 # --- helpers for the package's JSON decoders (protocol, models, sideloads) ----------------------
