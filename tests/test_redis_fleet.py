@@ -148,7 +148,7 @@ def owned_by(folder: Path, names: list[str]) -> dict[str, list[str]]:
 
 
 async def test_three_workers_share_a_fleet_through_a_kill_and_a_pause(tmp_path: Path) -> None:
-    n_agents = 24
+    n_agents = 30
     with RedisServer() as server:
         async with Emulator(
             seed=11, agents=n_agents, activities_per_agent=3, rate_limit=100_000
@@ -297,3 +297,20 @@ async def _run_fleet(emu: Emulator, server: RedisServer, folder: Path) -> None:
         f" {sum(repeats.values())} over {len(crashed)} crashed + {len(paused)} paused agents;"
         f" the zombie's refused saves {summary['refused']}, claims {summary['refused_claims']}"
     )
+
+
+async def test_fleet_tells_a_handler_its_ownership(redis_server: RedisServer) -> None:
+    from zdactivity.fleet import Fleet
+
+    r = aioredis.Redis.from_url(redis_server.url)
+    coordinator = RedisCoordinator(r, "g", worker_id="solo", lease=1.0)
+    fleet = Fleet(RedisCheckpointStore(r), coordinator=coordinator)
+    try:
+        assert fleet.ownership("k") is None
+        await coordinator.tick(["k"])
+        await coordinator.tick(["k"])
+        ownership = fleet.ownership("k")
+        assert ownership is not None and ownership.fence == 1 and ownership.valid()
+        assert Fleet(RedisCheckpointStore(r)).ownership("k") is None
+    finally:
+        await r.aclose()
