@@ -4,6 +4,7 @@ unreachable server, durability through a SIGKILL of redis-server with AOF, and a
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -184,6 +185,43 @@ async def test_500_concurrent_saves_from_tasks(store: RedisCheckpointStore) -> N
     assert loaded == [cp(i, i) for i in range(500)]
 
 
+async def test_a_small_connection_pool_is_not_overrun(redis_server: RedisServer) -> None:
+    # redis-py's default pool refuses a command beyond max_connections: the store queues its own.
+    r = client_for(redis_server, max_connections=3)
+    try:
+        store = RedisCheckpointStore(r, max_concurrency=3)
+        await asyncio.gather(*(store.save(f"k{i}", cp(i, i), fence=i) for i in range(300)))
+        assert await asyncio.gather(*(store.load(f"k{i}") for i in range(300))) == [
+            cp(i, i) for i in range(300)
+        ]
+    finally:
+        await r.aclose()
+
+
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (True, TypeError), ("2", TypeError)])
+async def test_bad_max_concurrency(r: aioredis.Redis, value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        RedisCheckpointStore(r, max_concurrency=value)
+
+
+async def test_close_waits_for_pending_commands(store: RedisCheckpointStore) -> None:
+    saves = [asyncio.create_task(store.save(f"k{i}", cp(i), fence=1)) for i in range(100)]
+    await asyncio.sleep(0)  # they have started
+    await store.close()
+    assert all(t.done() and t.exception() is None for t in saves)
+
+
+async def test_a_restarted_redis_is_reconnected_without_an_error(
+    redis_server: RedisServer, r: aioredis.Redis
+) -> None:
+    store = RedisCheckpointStore(r)
+    await store.save("k", cp(1))
+    redis_server.restart(signal.SIGKILL)  # no AOF: the data is gone, the pooled connection too
+    assert await store.load("k") is None
+    await store.save("k", cp(2), fence=1)
+    assert await store.load("k") == cp(2)
+
+
 # --------------------------------------------------------------------------- fencing
 
 
@@ -299,6 +337,47 @@ async def test_racing_claims_leave_the_highest_fence(redis_server: RedisServer) 
             await c.aclose()
 
 
+async def test_random_claims_and_saves_from_four_workers_match_a_model(
+    redis_server: RedisServer,
+) -> None:
+    rng = random.Random(11)
+    clients = [client_for(redis_server) for _ in range(4)]
+    try:
+        stores = [RedisCheckpointStore(c) for c in clients]
+        model_fence: dict[str, int] = {}
+        model_cp: dict[str, Checkpoint] = {}
+        refused = 0
+        for step in range(400):
+            store, key = rng.choice(stores), rng.choice(["a", "b", "c"])
+            fence = rng.randint(0, 12)
+            if rng.random() < 0.3:
+                ok = model_fence.get(key, -1) <= fence
+                try:
+                    await store.claim(key, fence)
+                except FencedOutError:
+                    assert not ok
+                else:
+                    assert ok
+                    model_fence[key] = fence
+            else:
+                checkpoint = cp(step, step, position=rng.choice([None, f"p{step}"]))
+                ok = model_fence.get(key, -1) <= fence
+                try:
+                    await store.save(key, checkpoint, fence=fence)
+                except FencedOutError:
+                    assert not ok
+                    refused += 1
+                else:
+                    assert ok
+                    model_fence[key], model_cp[key] = fence, checkpoint
+            assert await store.fence(key) == model_fence.get(key)
+            assert await store.load(key) == model_cp.get(key)
+        assert sum(s.refused for s in stores) == refused > 0
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
 # --------------------------------------------------------------------------- corrupt data
 
 
@@ -337,20 +416,19 @@ async def test_a_key_of_another_type_is_a_checkpoint_error(
         assert info.value.__cause__ is None and info.value.__context__ is None
 
 
+@pytest.mark.parametrize("stored", ["1e3", "-1", "007", "", " 5", str(2**63), "9" * 30])
 async def test_a_corrupt_fence_is_a_checkpoint_error(
-    r: aioredis.Redis, store: RedisCheckpointStore
+    r: aioredis.Redis, store: RedisCheckpointStore, stored: str
 ) -> None:
-    await r.hset(store.redis_key("f"), mapping={"fence": "1e3", "recent_ids": "[]"})  # type: ignore[misc]
-    for call in (
-        store.save("f", cp(), fence=5),
-        store.save("f", cp()),
-        store.claim("f", 1),
-        store.fence("f"),
-    ):
+    await r.hset(store.redis_key("f"), mapping={"fence": stored, "recent_ids": "[]"})  # type: ignore[misc]
+    calls = [store.save("f", cp(), fence=5), store.save("f", cp()), store.claim("f", 1)]
+    for call in [*calls, store.fence("f")]:
         with pytest.raises(CheckpointError, match="'f'") as info:
             await call
         assert not isinstance(info.value, FencedOutError)
+        assert info.value.__cause__ is None and info.value.__context__ is None
     assert await store.load("f") == Checkpoint()  # the checkpoint itself is intact
+    assert store.refused == store.refused_claims == 0
 
 
 # --------------------------------------------------------------------------- an unreachable Redis
