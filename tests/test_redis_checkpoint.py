@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import token
+from conftest import token, wait_until
 from fakes import FakeTime
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -535,6 +535,42 @@ async def test_saved_checkpoints_survive_a_sigkill_of_redis_with_aof() -> None:
             ]
             with pytest.raises(FencedOutError):  # the fences survived too
                 await store.save("agent:0", cp(0), fence=179)
+        finally:
+            await r.aclose()
+
+
+async def test_a_sigkill_during_saves_keeps_every_acknowledged_one() -> None:
+    # Writers save continuously; redis-server is SIGKILLed under them. After the restart each
+    # key holds its last acknowledged save, or a later one that was in flight: never an older.
+    with RedisServer(aof=True) as server:
+        r = client_for(server, socket_connect_timeout=1, socket_timeout=2)
+        try:
+            store = RedisCheckpointStore(r)
+            acked = dict.fromkeys(range(8), -1)
+            attempted = dict.fromkeys(range(8), -1)
+
+            async def writer(k: int) -> None:
+                for i in range(100_000):
+                    attempted[k] = i
+                    try:
+                        await store.save(f"agent:{k}", cp(i, i), fence=k)
+                    except CheckpointError:
+                        return
+                    acked[k] = i
+
+            tasks = [asyncio.create_task(writer(k)) for k in range(8)]
+            await wait_until(lambda: min(acked.values()) >= 20)
+            await asyncio.to_thread(server.stop, signal.SIGKILL)
+            async with asyncio.timeout(60):
+                await asyncio.gather(*tasks)
+            server.start()
+            for k in range(8):
+                loaded = await store.load(f"agent:{k}")
+                assert loaded is not None and loaded.high_water is not None
+                i = round((loaded.high_water - T0).total_seconds())
+                assert acked[k] <= i <= attempted[k], (k, acked[k], i, attempted[k])
+                assert loaded == cp(i, i)
+                assert await store.fence(f"agent:{k}") == k
         finally:
             await r.aclose()
 
