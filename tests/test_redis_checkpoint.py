@@ -4,10 +4,14 @@ unreachable server, durability through a SIGKILL of redis-server with AOF, and a
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +28,7 @@ from zdactivity.errors import FencedOutError
 from zdactivity.redis import RedisCheckpointStore
 from zdactivity.testing import Emulator
 
+REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 1, 12, 30, 15, 123456, tzinfo=UTC)
 BIG = 2**63 - 1
 
@@ -313,6 +318,78 @@ async def test_two_processes_with_different_fences_only_the_highest_wins(
     finally:
         await r1.aclose()
         await r2.aclose()
+
+
+RACER = """
+import asyncio, sys
+from datetime import UTC, datetime, timedelta
+import redis.asyncio as aioredis
+from zdactivity.checkpoint import Checkpoint
+from zdactivity.errors import FencedOutError
+from zdactivity.redis import RedisCheckpointStore
+
+async def main(url, fence):
+    r = aioredis.Redis.from_url(url)
+    store = RedisCheckpointStore(r)
+    log = []
+    try:
+        await store.claim("agent", fence)
+        log.append("C")
+    except FencedOutError:
+        log.append("c")
+    for i in range(300):
+        hw = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=i)
+        try:
+            await store.save("agent", Checkpoint(hw, frozenset({fence})), fence=fence)
+            log.append("S")
+        except FencedOutError:
+            log.append("s")
+    await r.aclose()
+    print("".join(log), store.refused)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def test_two_worker_processes_race_and_the_higher_fence_wins(
+    redis_server: RedisServer,
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            RACER,
+            redis_server.url,
+            str(fence),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for fence in (1, 2)
+    ]
+    outs = []
+    for proc in procs:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        outs.append(out.decode().split())
+    (old_log, old_refused), (new_log, new_refused) = outs
+    assert new_log == "C" + "S" * 300 and new_refused == "0"  # the highest fence is never refused
+    # The older worker writes until the newer one first claims, then is refused for good.
+    assert re.fullmatch(r"[Cc]S*s*", old_log), old_log
+    assert int(old_refused) == old_log.count("s")
+    r = client_for(redis_server)
+    try:
+        store = RedisCheckpointStore(r)
+        assert await store.fence("agent") == 2
+        assert await store.load("agent") == Checkpoint(
+            datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=299), frozenset({2})
+        )
+    finally:
+        await r.aclose()
 
 
 async def test_racing_claims_leave_the_highest_fence(redis_server: RedisServer) -> None:
