@@ -594,15 +594,13 @@ async def test_saved_checkpoints_survive_a_sigkill_of_redis_with_aof() -> None:
             for i in range(200):
                 key = f"agent:{i % 20}"
                 checkpoint = cp(i, i, BIG - i, position=None if i % 3 else f"pos-{i}")
-                if i % 2:
-                    await store.save(key, checkpoint, fence=i)
-                    expected_fence = i
-                else:
-                    await store.claim(key, i)
-                    await store.save(key, checkpoint, fence=i)
-                    expected_fence = i
+                if i % 2 == 0:
+                    await store.claim(key, i)  # a new owner every other save
+                await store.save(key, checkpoint, fence=i)
                 expected[key] = checkpoint
-                assert expected_fence == i
+                unfenced = cp(-i, -i)  # and keys of a single, unfenced process
+                await store.save(f"single:{i % 7}", unfenced)
+                expected[f"single:{i % 7}"] = unfenced
             # The last save returned: SIGKILL redis-server (no shutdown, no final fsync).
             server.restart(signal.SIGKILL)
             loaded = {key: await store.load(key) for key in expected}
