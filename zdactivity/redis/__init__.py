@@ -17,4 +17,11 @@ one script touches in one slot.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from zdactivity.redis._checkpoint import RedisCheckpointStore
+from zdactivity.redis._coordinator import Ownership, RedisCoordinator
+
+__all__: list[str] = [
+    "Ownership",
+    "RedisCheckpointStore",
+    "RedisCoordinator",
+]
