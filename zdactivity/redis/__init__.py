@@ -17,4 +17,8 @@ one script touches in one slot.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._limiter import RedisRateLimiter
+
+__all__: list[str] = [
+    "RedisRateLimiter",
+]
