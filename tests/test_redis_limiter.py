@@ -239,6 +239,21 @@ async def test_redis_down_falls_back_to_the_in_process_limiter(
     await redis.aclose()
 
 
+async def test_back_on_redis_once_it_answers_again(redis_server: RedisServer) -> None:
+    redis = aioredis.Redis.from_url(redis_server.url)
+    limiter = RedisRateLimiter(redis, "acme", retry_redis_after=0.2)
+    redis_server.stop()
+    permit = await asyncio.wait_for(limiter.acquire(), 5)  # from the in-process fallback
+    await limiter.arelease(permit)
+    redis_server.start()  # same port, empty: the scripts are loaded again
+    await asyncio.sleep(0.3)
+    permit = await asyncio.wait_for(limiter.acquire(), 5)
+    assert (await limiter.state())["in_flight"] == 1  # granted by Redis again
+    await limiter.aobserve(permit, headers(100, 99, 60))
+    await limiter.aclose()
+    await redis.aclose()
+
+
 async def test_redis_down_raises_a_transport_error_when_asked(redis_server: RedisServer) -> None:
     redis = aioredis.Redis.from_url(redis_server.url)
     limiter = RedisRateLimiter(redis, "acme", on_redis_error="raise")
