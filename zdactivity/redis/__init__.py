@@ -17,11 +17,13 @@ one script touches in one slot.
 
 from __future__ import annotations
 
-from zdactivity.redis._checkpoint import RedisCheckpointStore
-from zdactivity.redis._coordinator import Ownership, RedisCoordinator
+from ._checkpoint import RedisCheckpointStore
+from ._coordinator import Ownership, RedisCoordinator
+from ._limiter import RedisRateLimiter
 
-__all__: list[str] = [
+__all__ = [
     "Ownership",
     "RedisCheckpointStore",
     "RedisCoordinator",
+    "RedisRateLimiter",
 ]
