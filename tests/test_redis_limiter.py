@@ -415,10 +415,6 @@ async def test_a_foreign_integration_spending_alongside_costs_no_429(
     assert result["utilisation"] >= 0.9, result  # the two together spend the account's budget
 
 
-@pytest.mark.skipif(
-    sys.platform == "win32" or not os.environ.get("ZDACTIVITY_SLOW_TESTS"),
-    reason="slow (about 20 s): set ZDACTIVITY_SLOW_TESTS=1",
-)
 async def test_eight_processes_share_one_account_budget(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
