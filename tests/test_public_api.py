@@ -22,6 +22,7 @@ SUBMODULES = [
     "pagination",
     "protocol",
     "ratelimit",
+    "redis",
     "retry",
     "sideloads",
     "transport",

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from redis_server import RedisServer
 
 import zdactivity
 from zdactivity.checkpoint import SQLiteCheckpointStore
@@ -52,12 +53,15 @@ async def run_block(index: int, source: str, ns: dict[str, Any]) -> None:
 
 def test_the_readme_has_the_blocks_this_test_knows() -> None:
     blocks = python_blocks()
-    assert len(blocks) == 8
-    assert sum('subdomain="acme"' in b for b in blocks) == 5
+    assert len(blocks) == 10
+    assert sum('subdomain="acme"' in b for b in blocks) == 6
 
 
 async def test_readme_python_blocks_run_against_the_emulator(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    redis_server: RedisServer,
 ) -> None:
     monkeypatch.chdir(tmp_path)  # checkpoints.db lands here
     saved: list[tuple[str, str]] = []
@@ -163,8 +167,40 @@ async def test_readme_python_blocks_run_against_the_emulator(
         assert len(handled) == 5 and saved is not None
         assert set(handled) <= saved.recent_ids
 
-        # Configuration: a fully configured client works.
+        # Past one machine: a client whose budget lives in Redis.
+        ns["redis_url"] = redis_server.url
+        ns["auth"] = zdactivity.OAuthToken(first.oauth_token)
         await run_block(6, blocks[6], ns)
+        async with ns["zd"] as zd:
+            assert (await zd.activities.count()).value == len(expected[first.email])
+            assert await ns["shared"].exists(*await ns["shared"].keys("zdactivity:{acme}:*"))
+        await ns["limiter"].aclose()
+
+        # A fleet worker sharing its agents through Redis: it delivers every agent's stream.
+        ns["account"] = zdactivity.Client(
+            base_url=emu.url, auth=zdactivity.OAuthToken(first.oauth_token)
+        )
+        await run_block(7, blocks[7], ns)
+        fleet = ns["fleet"]
+        delivered: set[int] = set()
+
+        async def collect(key: str, activity: zdactivity.Activity) -> None:
+            delivered.add(activity.id)
+
+        runner = asyncio.create_task(fleet.run(collect))
+        want = {i for ids in expected.values() for i in ids}
+        for _ in range(400):
+            if delivered >= want:
+                break
+            await asyncio.sleep(0.05)
+        fleet.stop()
+        await asyncio.wait_for(runner, 15)
+        await fleet.close()
+        await ns["shared"].aclose()
+        assert delivered == want
+
+        # Configuration: a fully configured client works.
+        await run_block(8, blocks[8], ns)
         async with ns["zd"] as zd:
             assert (await zd.activities.count()).value == len(expected[first.email])
             assert (await ns["agent_b"].activities.count()).value == len(
@@ -172,7 +208,7 @@ async def test_readme_python_blocks_run_against_the_emulator(
             )
 
     # Testing with the emulator: the block defines a test; run it.
-    await run_block(7, blocks[7], ns)
+    await run_block(9, blocks[9], ns)
     await ns["test_my_sync_survives_a_flaky_zendesk"]()
 
 
