@@ -42,6 +42,7 @@ from .common import (
 )
 from .credentials import ENV_VARS, account_options, credential_options
 from .output import activity_record
+from .redis_options import RedisFailure
 
 __all__ = [
     "ENV_VARS",
@@ -129,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except RedisFailure as exc:
+        say(str(exc))
+        return exc.code
     except (UsageError, ZendeskError, CheckpointError) as exc:
         code, message = _error_line(exc)
         say(message)
