@@ -27,6 +27,14 @@
 - :meth:`Fleet.stream` is the same as an async iterator of ``(key, activity)``.
 - How every watcher polls is one :class:`~zdactivity.WatchOptions` (``options=``, or its
   fields as keywords).
+- Several workers (processes, machines) share one fleet with a ``coordinator``, e.g.
+  ``Fleet(RedisCheckpointStore(r), coordinator=RedisCoordinator(r, "group"))``: every worker
+  adds every agent and watches only the agents it owns (see :mod:`zdactivity.redis`). Before
+  watching an agent the fleet claims the ownership's fencing token in the store, and every
+  save carries it; an agent whose lease is lost, or whose save is refused
+  (:class:`~zdactivity.errors.FencedOutError`), is stopped at once, without delivering
+  another activity. :meth:`Fleet.stop` commits and releases the worker's agents and leaves the
+  group, so the others take them over at their next heartbeat.
 """
 
 from __future__ import annotations
@@ -38,12 +46,13 @@ import random
 import signal
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any, Protocol, Unpack
 
 from ._aio import AsyncClosing
 from ._signals import STOP_SIGNALS, on_signals
 from .checkpoint import CheckpointStore
 from .client import Client
+from .errors import FencedOutError
 from .models import Activity
 from .watch import WatchOptions, WatchSettings
 
@@ -63,6 +72,52 @@ class AgentStatus:
     consecutive_failures: int = 0
     last_error: BaseException | None = None
     retry_at: float | None = None  # loop time of the next attempt after a failure
+    #: Saves (and claims) the store refused because another worker owns the agent now.
+    fenced_out: int = 0
+
+
+class Coordinator(Protocol):
+    """What a fleet needs from a coordinator (:class:`zdactivity.redis.RedisCoordinator`)."""
+
+    heartbeat: float
+
+    async def tick(self, keys: Iterable[str]) -> Any:
+        """Renew; return ``.acquired`` / ``.lost`` ownerships and ``.handoff`` keys."""
+        ...
+
+    async def release(self, key: str) -> None: ...
+
+    async def leave(self) -> None: ...
+
+
+class _FencedView:
+    """One agent's view of a fenced store: every save carries the ownership's token."""
+
+    def __init__(self, store: Any, key: str, ownership: Any, status: AgentStatus) -> None:
+        self._store = store
+        self._key = key
+        self._ownership = ownership
+        self._status = status
+
+    async def load(self, key: str) -> Any:
+        return await self._store.load(key)
+
+    async def save(self, key: str, checkpoint: Any) -> None:
+        if key != self._key:
+            raise ValueError(f"this view saves only {self._key!r}")
+        try:
+            await self._store.save(key, checkpoint, fence=self._ownership.fence)
+        except FencedOutError:
+            self._status.fenced_out += 1
+            self._ownership.lose()
+            raise
+
+    async def close(self) -> None:
+        return None
+
+
+class _LeaseLost(Exception):
+    """Raised inside a watcher whose ownership may have lapsed: deliver nothing more."""
 
 
 class _Stopping(Exception):
@@ -86,6 +141,7 @@ class Fleet(AsyncClosing):
         retry_delay: float = 5.0,
         max_retry_delay: float = 600.0,
         grace: float = 10.0,
+        coordinator: Coordinator | None = None,
         **settings: Unpack[WatchSettings],
     ) -> None:
         if max_concurrent_polls < 1:
@@ -96,6 +152,7 @@ class Fleet(AsyncClosing):
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.grace = grace
+        self.coordinator = coordinator
         self._clients: dict[str, Client] = {}
         self._status: dict[str, AgentStatus] = {}
         self._stopping: asyncio.Event | None = None
@@ -135,6 +192,9 @@ class Fleet(AsyncClosing):
             self._stopping = asyncio.Event()
         stopping = self._stopping
         gate = asyncio.Semaphore(self.max_concurrent_polls)
+        if self.coordinator is not None:
+            await self._run_coordinated(self.coordinator, handler, gate, stopping)
+            return
         tasks = [
             asyncio.create_task(self._watch_agent(key, client, handler, gate, stopping))
             for key, client in self._clients.items()
@@ -153,6 +213,82 @@ class Fleet(AsyncClosing):
             stopping.set()
             await self._drain(tasks)
 
+    async def _run_coordinated(
+        self,
+        coordinator: Coordinator,
+        handler: Handler,
+        gate: asyncio.Semaphore,
+        stopping: asyncio.Event,
+    ) -> None:
+        keys = list(self._clients)
+        running: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        every: list[asyncio.Task[None]] = []
+
+        async def release(key: str) -> None:
+            try:
+                await coordinator.release(key)
+            except Exception as exc:  # the lease then expires on its own
+                log.warning("agent %s: could not release its lease (%s)", key, exc)
+
+        async def watch_owned(ownership: Any, agent_stop: asyncio.Event) -> None:
+            key = ownership.key
+            status = self._status[key]
+            try:
+                claim = getattr(self.store, "claim", None)
+                if claim is None:
+                    raise TypeError("a coordinated fleet needs a store with claim() (fencing)")
+                try:
+                    await claim(key, ownership.fence)
+                except FencedOutError:
+                    status.fenced_out += 1
+                    ownership.lose()
+                    return
+                view = _FencedView(self.store, key, ownership, status)
+                await self._watch_agent(
+                    key, self._clients[key], handler, gate, agent_stop, ownership, view
+                )
+            finally:
+                if running.get(key, (None,))[0] is asyncio.current_task():
+                    del running[key]
+                if not ownership.lost:
+                    await release(key)  # committed: another worker may take it at once
+
+        try:
+            while not stopping.is_set():
+                try:
+                    tick = await coordinator.tick(keys)
+                except Exception as exc:  # Redis away: owned agents stop at their deadline
+                    log.warning("fleet coordinator: heartbeat failed (%s)", exc)
+                else:
+                    for ownership in tick.lost:
+                        entry = running.pop(ownership.key, None)
+                        if entry is not None:
+                            log.warning("agent %s: lease lost; stopped", ownership.key)
+                            entry[0].cancel()
+                    for key in tick.handoff:
+                        entry = running.get(key)
+                        if entry is not None:
+                            entry[1].set()  # commits, then releases
+                        else:
+                            await release(key)
+                    for ownership in tick.acquired:
+                        agent_stop = asyncio.Event()
+                        task = asyncio.create_task(watch_owned(ownership, agent_stop))
+                        running[ownership.key] = (task, agent_stop)
+                        every.append(task)
+                every[:] = [t for t in every if not t.done()]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), coordinator.heartbeat)
+        finally:
+            stopping.set()
+            for _task, agent_stop in list(running.values()):
+                agent_stop.set()
+            await self._drain(every)
+            try:
+                await coordinator.leave()
+            except Exception as exc:
+                log.warning("fleet coordinator: could not leave the group (%s)", exc)
+
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
         live = [t for t in tasks if not t.done()]
         if live:
@@ -168,8 +304,11 @@ class Fleet(AsyncClosing):
         handler: Handler,
         gate: asyncio.Semaphore,
         stopping: asyncio.Event,
+        ownership: Any = None,
+        store: Any = None,
     ) -> None:
         status = self._status[key]
+        checkpoint = self.store if store is None else store
 
         async def sleep(seconds: float) -> None:
             with contextlib.suppress(TimeoutError):
@@ -179,7 +318,7 @@ class Fleet(AsyncClosing):
 
         while not stopping.is_set():
             watcher = client.activities.watch(
-                self.options, checkpoint=self.store, key=key, poll_gate=gate, sleep=sleep
+                self.options, checkpoint=checkpoint, key=key, poll_gate=gate, sleep=sleep
             )
             try:
                 async with watcher:  # a clean exit commits the last handled activity
@@ -189,14 +328,20 @@ class Fleet(AsyncClosing):
                             # Progress was saved: the agent works again.
                             committed = watcher.checkpoint
                             status.consecutive_failures = 0
+                        if ownership is not None and not ownership.valid():
+                            raise _LeaseLost  # not delivered, not committed
                         await handler(key, activity)
                         status.delivered += 1
                         if stopping.is_set():
                             break
                 return
-            except _Stopping:
+            except (_Stopping, _LeaseLost):
                 return
             except Exception as exc:  # one agent's failure, never the fleet's
+                if ownership is not None and (ownership.lost or isinstance(exc, FencedOutError)):
+                    log.warning("agent %s: fenced out (%s); stopped", key, exc)
+                    ownership.lose()
+                    return
                 status.failures += 1
                 status.consecutive_failures += 1
                 status.last_error = exc

@@ -17,4 +17,7 @@ one script touches in one slot.
 
 from __future__ import annotations
 
+from zdactivity.redis._coordinator import Ownership, RedisCoordinator
+
 __all__: list[str] = []
+__all__ += ["Ownership", "RedisCoordinator"]
