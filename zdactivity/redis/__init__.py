@@ -17,7 +17,10 @@ one script touches in one slot.
 
 from __future__ import annotations
 
+from zdactivity.redis._checkpoint import RedisCheckpointStore
 from zdactivity.redis._coordinator import Ownership, RedisCoordinator
 
-__all__: list[str] = []
+__all__: list[str] = [
+    "RedisCheckpointStore",
+]
 __all__ += ["Ownership", "RedisCoordinator"]
