@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..checkpoint import CheckpointError
 from .arguments import Parser
-from .common import EXIT_AUTH, EXIT_NETWORK, UsageError
+from .common import EXIT_AUTH, EXIT_NETWORK, EXIT_USAGE, UsageError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -27,8 +28,8 @@ __all__ = [
     "RedisFailure",
     "add_redis_option",
     "connect",
-    "ping",
     "redacted",
+    "redis_connection",
     "redis_errors",
     "redis_url",
 ]
@@ -76,7 +77,10 @@ def _password(url: str) -> str | None:
 
 
 def redacted(url: str) -> str:
-    """``url`` fit to print: its password (in the netloc or the query) is ``***``."""
+    """``url`` fit to print: its password (in the netloc or the query) is ``***``; a text
+    that is not a URL at all is not shown."""
+    if "://" not in url:
+        return "(not shown: no scheme)"
     try:
         parts = urllib.parse.urlsplit(url)
         netloc = parts.netloc
@@ -121,6 +125,10 @@ def _failure(exc: BaseException, url: str) -> RedisFailure | None:
         return None
     where = redacted(url)
     detail = _scrub(str(exc), url) or type(exc).__name__
+    if isinstance(exc, CheckpointError):
+        # RedisCheckpointStore's errors name the redis-py error they replace, not chaining it.
+        lost = any(f": {name}" in detail for name in ("ConnectionError", "TimeoutError"))
+        return RedisFailure(EXIT_NETWORK if lost else EXIT_USAGE, f"checkpoint in Redis: {detail}")
     if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError) or (
         isinstance(exc, rex.ResponseError)
         and str(exc).split(" ", 1)[0] in ("NOAUTH", "WRONGPASS", "NOPERM")
@@ -174,7 +182,17 @@ def connect(url: str) -> Redis:
     return client
 
 
-async def ping(client: Redis, url: str) -> None:
-    """Fail fast, in one line, when Redis cannot be reached or refuses us."""
-    with redis_errors(url):
-        await client.ping()
+@contextlib.asynccontextmanager
+async def redis_connection(client: Redis | None, url: str | None) -> AsyncIterator[None]:
+    """Ping ``client`` first (fail fast, in one line, when Redis cannot be reached or refuses
+    us), close it on the way out. Nothing to do without one."""
+    if client is None or url is None:
+        yield
+        return
+    try:
+        with redis_errors(url):
+            await client.ping()
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
