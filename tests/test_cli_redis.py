@@ -223,3 +223,29 @@ def test_two_workers_split_the_agents_and_hand_over_on_sigterm(
     check_output(live, "", stderr)
     assert code == 0, stderr
     assert len(got) == len(set(got))  # no repeats across a graceful hand-over
+
+
+def test_tail_stops_in_one_line_when_redis_goes_away(
+    live: LiveEmulator, redis_server: RedisServer
+) -> None:
+    emu = live.emu
+    agent = live.call(emu.add_agent, "Redis Outage Agent")
+    url = f"redis://:{PASSWORD}@127.0.0.1:{redis_server.port}/0"
+    redis_call(redis_server.url, "CONFIG", "SET", "requirepass", PASSWORD)
+    env = {**agent_env(live, agent), "ZDACTIVITY_REDIS_URL": url}
+    tail = Lines(["tail", "--interval", "0.3", "--key", "outage"], env)
+    first = live.call(emu.add_activity, agent)["id"]
+    assert [r["id"] for r in tail.take(1)] == [first]
+    redis_server.stop(signal.SIGKILL)
+    live.call(emu.add_activity, agent)
+    code = tail.proc.wait(timeout=30)
+    assert tail.proc.stderr is not None and tail.proc.stdout is not None
+    stderr = tail.proc.stderr.read()
+    tail.reader.join(timeout=5)
+    tail.proc.stderr.close()
+    tail.proc.stdout.close()
+    assert code == 5, stderr
+    check_output(live, "", stderr)
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zdactivity: checkpoint in Redis:"), stderr
+    assert PASSWORD not in stderr
