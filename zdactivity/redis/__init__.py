@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from zdactivity.redis._checkpoint import RedisCheckpointStore
 from zdactivity.redis._coordinator import Ownership, RedisCoordinator
+from zdactivity.redis._limiter import RedisRateLimiter
 
 __all__: list[str] = [
     "RedisCheckpointStore",
+    "RedisRateLimiter",
 ]
 __all__ += ["Ownership", "RedisCoordinator"]
