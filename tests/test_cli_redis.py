@@ -62,7 +62,7 @@ def agents_csv(tmp_path: Path, live: LiveEmulator, n: int) -> Path:
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("command", ["tail", "worker"])
+@pytest.mark.parametrize("command", ["fan-out", "tail", "worker"])
 def test_without_redis_py_it_says_what_to_install(tmp_path: Path, command: str) -> None:
     fake = tmp_path / "no-redis" / "redis"
     fake.mkdir(parents=True)
@@ -125,7 +125,7 @@ def test_tail_state_and_redis_exclude_each_other(tmp_path: Path) -> None:
     one_error_line(zd(None, *args, env=env), 2, r"--state and --redis are both given")
 
 
-@pytest.mark.parametrize("command", ["tail", "worker"])
+@pytest.mark.parametrize("command", ["fan-out", "tail", "worker"])
 def test_unreachable_redis_is_exit_5_in_one_line(
     live: LiveEmulator, tmp_path: Path, command: str
 ) -> None:
@@ -154,6 +154,63 @@ def test_wrong_redis_password_is_exit_3(live: LiveEmulator, redis_server: RedisS
 
 
 # --------------------------------------------------------------------------- fan-out, tail
+
+
+def test_fan_out_with_redis_shares_the_budget(
+    live: LiveEmulator, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    agents = agents_csv(tmp_path, live, 3)
+    env = {"ZENDESK_URL": live.emu.url}
+    result = zd(live, "fan-out", "--agents", str(agents), "--redis", redis_server.url, env=env)
+    assert result.returncode == 0, result.stderr
+    got = [(r["agent"], r["id"]) for r in json_lines(result.stdout)]
+    assert len(got) == len(set(got))
+    assert set(got) == expected_pairs(live, {f"a{i}": a for i, a in enumerate(live.emu.agents[:3])})
+    keys = redis_call(redis_server.url, "KEYS", "zdactivity:*")
+    assert isinstance(keys, list)
+    host = live.emu.url.split("://", 1)[1]
+    assert any(f"{{{host}}}".encode() in key for key in keys), keys  # the account's budget
+
+
+def test_two_fan_outs_share_one_account_limit_without_429(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    tight = LiveEmulator(
+        seed=9, agents=4, activities_per_agent=300, rate_limit=30, rate_limit_window=2
+    )
+    try:
+        agents = agents_csv(tmp_path, tight, 4)
+        expected = expected_pairs(tight, {f"a{i}": a for i, a in enumerate(tight.emu.agents)})
+        env = {**base_env(), "ZENDESK_URL": tight.emu.url, "ZDACTIVITY_REDIS_URL": redis_server.url}
+        args = [
+            sys.executable,
+            "-m",
+            "zdactivity",
+            "fan-out",
+            "--agents",
+            str(agents),
+            "--page-size",
+            "10",
+            "--concurrency",
+            "8",
+        ]
+        procs = [
+            subprocess.Popen(
+                args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+            )
+            for _ in range(2)
+        ]
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=180)
+            assert proc.returncode == 0, stderr
+            check_output(tight, stdout, stderr)
+            got = {(r["agent"], r["id"]) for r in json_lines(stdout)}
+            assert got == expected
+        statuses = [r.status for r in tight.emu.requests]
+        assert statuses.count(429) == 0, statuses.count(429)
+        assert statuses.count(200) >= 2 * len(expected) // 10  # every page, twice
+    finally:
+        tight.close()
 
 
 def test_tail_keeps_its_checkpoint_in_redis(live: LiveEmulator, redis_server: RedisServer) -> None:

@@ -146,13 +146,16 @@ def client_from(
 ) -> Client:
     """The account's client, with ``auth`` or the agent's credentials (usage errors first).
 
-    ``limiter_for``: makes the client's rate limiter from the account's name (the host and port
-    of its base URL, ``acme.zendesk.com``), the same in every process that names the account."""
+    ``limiter_for``: makes the client's rate limiter from the account's name, the same in every
+    process that names the account: its subdomain (``acme`` for ``--subdomain acme`` or
+    ``--url https://acme.zendesk.com``), else the host and port of ``--url``."""
     where = _account(args, env)
     auth = auth if auth is not None else auth_from(args, env)
     try:
         base_url = protocol.resolve_base_url(where.get("subdomain"), where.get("base_url"))
-        limiter = limiter_for(urllib.parse.urlsplit(base_url).netloc) if limiter_for else None
+        host = urllib.parse.urlsplit(base_url).netloc
+        account = host.removesuffix(".zendesk.com") if host.endswith(".zendesk.com") else host
+        limiter = limiter_for(account) if limiter_for else None
         return Client(
             base_url=base_url,
             auth=auth,

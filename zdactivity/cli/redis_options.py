@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..checkpoint import CheckpointError
+from ..ratelimit import RateLimitBackend
 from .arguments import Parser
 from .common import EXIT_AUTH, EXIT_NETWORK, EXIT_USAGE, UsageError
 
@@ -32,6 +33,7 @@ __all__ = [
     "redis_connection",
     "redis_errors",
     "redis_url",
+    "shared_limiter",
 ]
 
 #: The environment variable ``--redis`` defaults to (a password in a flag shows up in ``ps``).
@@ -196,3 +198,15 @@ async def redis_connection(client: Redis | None, url: str | None) -> AsyncIterat
     finally:
         with contextlib.suppress(Exception):
             await client.aclose()
+
+
+def shared_limiter(client: Redis) -> Callable[[str], RateLimitBackend]:
+    """The account's budget in Redis, shared with every process naming the same account (a
+    Redis outage mid-run falls back to the in-process limiter, logged: see
+    :class:`~zdactivity.redis.RedisRateLimiter`)."""
+    from ..redis import RedisRateLimiter
+
+    def limiter_for(account: str) -> RateLimitBackend:
+        return RedisRateLimiter(client, account)
+
+    return limiter_for

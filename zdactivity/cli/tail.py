@@ -21,6 +21,7 @@ from .redis_options import (
     redis_connection,
     redis_errors,
     redis_url,
+    shared_limiter,
 )
 
 __all__ = ["register"]
@@ -48,7 +49,8 @@ def register(sub: Parsers, parents: list[Parser]) -> None:
     tail.add_argument("--key", help="the checkpoint's key in FILE (default: the agent)")
     add_redis_option(
         tail,
-        "keep the checkpoint in Redis instead of --state",
+        "share the account's request budget with every process using it, and keep the "
+        "checkpoint in Redis instead of --state",
     )
     tail.set_defaults(run=run)
 
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.state:
         raise UsageError("--state and --redis are both given: the checkpoint goes to one")
     redis = connect(url)
-    client = client_from(args, env)
+    client = client_from(args, env, limiter_for=shared_limiter(redis))
     from ..redis import RedisCheckpointStore  # redis-py is there: connect() checked
 
     async def go() -> int:

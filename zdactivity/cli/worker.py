@@ -33,6 +33,7 @@ from .redis_options import (
     redis_connection,
     redis_errors,
     redis_url,
+    shared_limiter,
 )
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if url is None:
         raise UsageError(f"worker needs Redis: --redis URL (or {ENV_VAR})")
     redis = connect(url)
-    root = client_from(args, env, specs[0].auth)
+    root = client_from(args, env, specs[0].auth, limiter_for=shared_limiter(redis))
     optional_since(args.since)  # usage errors before anything starts
     with redis_errors(url):
         return asyncio.run(work(args, root, specs, redis, url))
