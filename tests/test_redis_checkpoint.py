@@ -4,14 +4,19 @@ unreachable server, durability through a SIGKILL of redis-server with AOF, and a
 from __future__ import annotations
 
 import asyncio
+import os
+import random
+import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import token
+from conftest import token, wait_until
 from fakes import FakeTime
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -23,6 +28,7 @@ from zdactivity.errors import FencedOutError
 from zdactivity.redis import RedisCheckpointStore
 from zdactivity.testing import Emulator
 
+REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 1, 12, 30, 15, 123456, tzinfo=UTC)
 BIG = 2**63 - 1
 
@@ -184,6 +190,43 @@ async def test_500_concurrent_saves_from_tasks(store: RedisCheckpointStore) -> N
     assert loaded == [cp(i, i) for i in range(500)]
 
 
+async def test_a_small_connection_pool_is_not_overrun(redis_server: RedisServer) -> None:
+    # redis-py's default pool refuses a command beyond max_connections: the store queues its own.
+    r = client_for(redis_server, max_connections=3)
+    try:
+        store = RedisCheckpointStore(r, max_concurrency=3)
+        await asyncio.gather(*(store.save(f"k{i}", cp(i, i), fence=i) for i in range(300)))
+        assert await asyncio.gather(*(store.load(f"k{i}") for i in range(300))) == [
+            cp(i, i) for i in range(300)
+        ]
+    finally:
+        await r.aclose()
+
+
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (True, TypeError), ("2", TypeError)])
+async def test_bad_max_concurrency(r: aioredis.Redis, value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        RedisCheckpointStore(r, max_concurrency=value)
+
+
+async def test_close_waits_for_pending_commands(store: RedisCheckpointStore) -> None:
+    saves = [asyncio.create_task(store.save(f"k{i}", cp(i), fence=1)) for i in range(100)]
+    await asyncio.sleep(0)  # they have started
+    await store.close()
+    assert all(t.done() and t.exception() is None for t in saves)
+
+
+async def test_a_restarted_redis_is_reconnected_without_an_error(
+    redis_server: RedisServer, r: aioredis.Redis
+) -> None:
+    store = RedisCheckpointStore(r)
+    await store.save("k", cp(1))
+    redis_server.restart(signal.SIGKILL)  # no AOF: the data is gone, the pooled connection too
+    assert await store.load("k") is None
+    await store.save("k", cp(2), fence=1)
+    assert await store.load("k") == cp(2)
+
+
 # --------------------------------------------------------------------------- fencing
 
 
@@ -277,6 +320,78 @@ async def test_two_processes_with_different_fences_only_the_highest_wins(
         await r2.aclose()
 
 
+RACER = """
+import asyncio, sys
+from datetime import UTC, datetime, timedelta
+import redis.asyncio as aioredis
+from zdactivity.checkpoint import Checkpoint
+from zdactivity.errors import FencedOutError
+from zdactivity.redis import RedisCheckpointStore
+
+async def main(url, fence):
+    r = aioredis.Redis.from_url(url)
+    store = RedisCheckpointStore(r)
+    log = []
+    try:
+        await store.claim("agent", fence)
+        log.append("C")
+    except FencedOutError:
+        log.append("c")
+    for i in range(300):
+        hw = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=i)
+        try:
+            await store.save("agent", Checkpoint(hw, frozenset({fence})), fence=fence)
+            log.append("S")
+        except FencedOutError:
+            log.append("s")
+    await r.aclose()
+    print("".join(log), store.refused)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def test_two_worker_processes_race_and_the_higher_fence_wins(
+    redis_server: RedisServer,
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            RACER,
+            redis_server.url,
+            str(fence),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for fence in (1, 2)
+    ]
+    outs = []
+    for proc in procs:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        outs.append(out.decode().split())
+    (old_log, old_refused), (new_log, new_refused) = outs
+    assert new_log == "C" + "S" * 300 and new_refused == "0"  # the highest fence is never refused
+    # The older worker writes until the newer one first claims, then is refused for good.
+    assert re.fullmatch(r"[Cc]S*s*", old_log), old_log
+    assert int(old_refused) == old_log.count("s")
+    r = client_for(redis_server)
+    try:
+        store = RedisCheckpointStore(r)
+        assert await store.fence("agent") == 2
+        assert await store.load("agent") == Checkpoint(
+            datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=299), frozenset({2})
+        )
+    finally:
+        await r.aclose()
+
+
 async def test_racing_claims_leave_the_highest_fence(redis_server: RedisServer) -> None:
     clients = [client_for(redis_server) for _ in range(8)]
     try:
@@ -294,6 +409,47 @@ async def test_racing_claims_leave_the_highest_fence(redis_server: RedisServer) 
         assert results[-1] is True  # the highest always gets through
         assert await stores[0].fence("k") == 8
         assert await stores[0].load("k") == cp(8, 8)
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_random_claims_and_saves_from_four_workers_match_a_model(
+    redis_server: RedisServer,
+) -> None:
+    rng = random.Random(11)
+    clients = [client_for(redis_server) for _ in range(4)]
+    try:
+        stores = [RedisCheckpointStore(c) for c in clients]
+        model_fence: dict[str, int] = {}
+        model_cp: dict[str, Checkpoint] = {}
+        refused = 0
+        for step in range(400):
+            store, key = rng.choice(stores), rng.choice(["a", "b", "c"])
+            fence = rng.randint(0, 12)
+            if rng.random() < 0.3:
+                ok = model_fence.get(key, -1) <= fence
+                try:
+                    await store.claim(key, fence)
+                except FencedOutError:
+                    assert not ok
+                else:
+                    assert ok
+                    model_fence[key] = fence
+            else:
+                checkpoint = cp(step, step, position=rng.choice([None, f"p{step}"]))
+                ok = model_fence.get(key, -1) <= fence
+                try:
+                    await store.save(key, checkpoint, fence=fence)
+                except FencedOutError:
+                    assert not ok
+                    refused += 1
+                else:
+                    assert ok
+                    model_fence[key], model_cp[key] = fence, checkpoint
+            assert await store.fence(key) == model_fence.get(key)
+            assert await store.load(key) == model_cp.get(key)
+        assert sum(s.refused for s in stores) == refused > 0
     finally:
         for c in clients:
             await c.aclose()
@@ -337,20 +493,19 @@ async def test_a_key_of_another_type_is_a_checkpoint_error(
         assert info.value.__cause__ is None and info.value.__context__ is None
 
 
+@pytest.mark.parametrize("stored", ["1e3", "-1", "007", "", " 5", str(2**63), "9" * 30])
 async def test_a_corrupt_fence_is_a_checkpoint_error(
-    r: aioredis.Redis, store: RedisCheckpointStore
+    r: aioredis.Redis, store: RedisCheckpointStore, stored: str
 ) -> None:
-    await r.hset(store.redis_key("f"), mapping={"fence": "1e3", "recent_ids": "[]"})  # type: ignore[misc]
-    for call in (
-        store.save("f", cp(), fence=5),
-        store.save("f", cp()),
-        store.claim("f", 1),
-        store.fence("f"),
-    ):
+    await r.hset(store.redis_key("f"), mapping={"fence": stored, "recent_ids": "[]"})  # type: ignore[misc]
+    calls = [store.save("f", cp(), fence=5), store.save("f", cp()), store.claim("f", 1)]
+    for call in [*calls, store.fence("f")]:
         with pytest.raises(CheckpointError, match="'f'") as info:
             await call
         assert not isinstance(info.value, FencedOutError)
+        assert info.value.__cause__ is None and info.value.__context__ is None
     assert await store.load("f") == Checkpoint()  # the checkpoint itself is intact
+    assert store.refused == store.refused_claims == 0
 
 
 # --------------------------------------------------------------------------- an unreachable Redis
@@ -439,15 +594,13 @@ async def test_saved_checkpoints_survive_a_sigkill_of_redis_with_aof() -> None:
             for i in range(200):
                 key = f"agent:{i % 20}"
                 checkpoint = cp(i, i, BIG - i, position=None if i % 3 else f"pos-{i}")
-                if i % 2:
-                    await store.save(key, checkpoint, fence=i)
-                    expected_fence = i
-                else:
-                    await store.claim(key, i)
-                    await store.save(key, checkpoint, fence=i)
-                    expected_fence = i
+                if i % 2 == 0:
+                    await store.claim(key, i)  # a new owner every other save
+                await store.save(key, checkpoint, fence=i)
                 expected[key] = checkpoint
-                assert expected_fence == i
+                unfenced = cp(-i, -i)  # and keys of a single, unfenced process
+                await store.save(f"single:{i % 7}", unfenced)
+                expected[f"single:{i % 7}"] = unfenced
             # The last save returned: SIGKILL redis-server (no shutdown, no final fsync).
             server.restart(signal.SIGKILL)
             loaded = {key: await store.load(key) for key in expected}
@@ -457,6 +610,42 @@ async def test_saved_checkpoints_survive_a_sigkill_of_redis_with_aof() -> None:
             ]
             with pytest.raises(FencedOutError):  # the fences survived too
                 await store.save("agent:0", cp(0), fence=179)
+        finally:
+            await r.aclose()
+
+
+async def test_a_sigkill_during_saves_keeps_every_acknowledged_one() -> None:
+    # Writers save continuously; redis-server is SIGKILLed under them. After the restart each
+    # key holds its last acknowledged save, or a later one that was in flight: never an older.
+    with RedisServer(aof=True) as server:
+        r = client_for(server, socket_connect_timeout=1, socket_timeout=2)
+        try:
+            store = RedisCheckpointStore(r)
+            acked = dict.fromkeys(range(8), -1)
+            attempted = dict.fromkeys(range(8), -1)
+
+            async def writer(k: int) -> None:
+                for i in range(100_000):
+                    attempted[k] = i
+                    try:
+                        await store.save(f"agent:{k}", cp(i, i), fence=k)
+                    except CheckpointError:
+                        return
+                    acked[k] = i
+
+            tasks = [asyncio.create_task(writer(k)) for k in range(8)]
+            await wait_until(lambda: min(acked.values()) >= 20)
+            await asyncio.to_thread(server.stop, signal.SIGKILL)
+            async with asyncio.timeout(60):
+                await asyncio.gather(*tasks)
+            server.start()
+            for k in range(8):
+                loaded = await store.load(f"agent:{k}")
+                assert loaded is not None and loaded.high_water is not None
+                i = round((loaded.high_water - T0).total_seconds())
+                assert acked[k] <= i <= attempted[k], (k, acked[k], i, attempted[k])
+                assert loaded == cp(i, i)
+                assert await store.fence(f"agent:{k}") == k
         finally:
             await r.aclose()
 

@@ -176,6 +176,17 @@ class Fleet(AsyncClosing):
         """Per-agent counters and last error."""
         return dict(self._status)
 
+    def ownership(self, key: str) -> Any:
+        """With a coordinator, this worker's current ownership of ``key`` (``.fence``, the
+        fencing token its saves carry; ``.valid()``), or ``None`` when it does not own it.
+
+        A handler that writes elsewhere can carry ``.fence`` with its own writes (and have its
+        database refuse a lower one), so a paused worker's late writes are refused there too.
+        """
+        coordinator = self.coordinator
+        owned = getattr(coordinator, "owned", None) if coordinator is not None else None
+        return None if owned is None else owned.get(key)
+
     def stop(self) -> None:
         """Stop gracefully: no new polls; handlers in progress finish; ``run`` returns."""
         if self._stopping is None:

@@ -22,7 +22,8 @@ from zdactivity.redis._coordinator import Ownership, RedisCoordinator
 from zdactivity.redis._limiter import RedisRateLimiter
 
 __all__: list[str] = [
+    "Ownership",
     "RedisCheckpointStore",
+    "RedisCoordinator",
     "RedisRateLimiter",
 ]
-__all__ += ["Ownership", "RedisCoordinator"]

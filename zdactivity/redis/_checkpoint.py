@@ -10,6 +10,7 @@ the stored fence and writes the checkpoint and the fence together, atomically.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -30,13 +31,22 @@ _T = TypeVar("_T")
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _MESSAGE_LIMIT = 200
+_FENCE_TEXT = re.compile(r"0|[1-9][0-9]{0,18}")
+# Credentials in a URL ("redis://user:password@host"), should an error text ever carry one.
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^@/\s]*@")
 
 # Fences are non-negative decimal integers below 2**63, compared as text (length, then
-# lexicographically) so that Lua's doubles never round them.
+# lexicographically) so that Lua's doubles never round them; a stored fence in any other form
+# is an error reply (the store reports the checkpoint as corrupt).
 _LUA_FENCE_HELPERS = """
 local function older(a, b)  -- a < b, both decimal texts without leading zeros
   if #a ~= #b then return #a < #b end
   return a < b
+end
+local function bad_fence(f)  -- not the text of an integer in [0, 2**63 - 1]
+  if f == '0' then return false end
+  if not string.match(f, '^[1-9]%d*$') then return true end
+  return older('9223372036854775807', f)
 end
 """
 
@@ -48,7 +58,7 @@ CHECKPOINT_SAVE_LUA = (
     + """
 local key = KEYS[1]
 local stored = redis.call('HGET', key, 'fence')
-if stored and not string.match(stored, '^%d+$') then
+if stored and bad_fence(stored) then
   return redis.error_reply('ZDACTIVITY corrupt fence')
 end
 local fence = ARGV[1]
@@ -80,7 +90,7 @@ CHECKPOINT_CLAIM_LUA = (
     + """
 local key = KEYS[1]
 local stored = redis.call('HGET', key, 'fence')
-if stored and not string.match(stored, '^%d+$') then
+if stored and bad_fence(stored) then
   return redis.error_reply('ZDACTIVITY corrupt fence')
 end
 local fence = ARGV[1]
@@ -156,6 +166,9 @@ class RedisCheckpointStore(AsyncClosing):
         self._claim_script = redis.register_script(CHECKPOINT_CLAIM_LUA)
         self._closed = False
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         #: Saves refused with :class:`FencedOutError` (stale fence, or unfenced after a claim).
         self.refused = 0
         #: Claims refused with :class:`FencedOutError` (a higher fence was stored).
@@ -263,16 +276,20 @@ class RedisCheckpointStore(AsyncClosing):
             return None
         try:
             text = _text(value)
-            if not text.isascii() or not text.isdigit():
-                raise ValueError(f"fence {text[:40]!r} is not a decimal integer")
+            if not _FENCE_TEXT.fullmatch(text) or int(text) > _INT64_MAX:
+                raise ValueError(f"fence {text[:40]!r} is not a decimal integer below 2**63")
             return int(text)
         except ValueError as exc:
             error = self._corrupt(key, str(exc))
         raise error
 
     async def close(self) -> None:
-        """Stop using the store; idempotent. The Redis client it was given stays open."""
+        """Refuse new calls (RuntimeError) and wait for the pending ones; idempotent.
+
+        The Redis client the store was given stays open: close it yourself, after the store.
+        """
         self._closed = True
+        await self._idle.wait()
 
     # ---- helpers
 
@@ -280,6 +297,16 @@ class RedisCheckpointStore(AsyncClosing):
         # Every command of the store is idempotent (a fenced save writes absolute values, and
         # passes again with the same fence), so a dropped connection (Redis restarted, an idle
         # connection closed) is retried once, on a fresh connection.
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            return await self._attempt(key, action, command)
+        finally:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
+
+    async def _attempt(self, key: str, action: str, command: Callable[[], Awaitable[_T]]) -> _T:
         # The CheckpointError is raised outside the except block: no redis-py exception (whose
         # text could name the server) ends up in its __cause__ or __context__.
         for attempt in (1, 2):
@@ -309,7 +336,7 @@ class RedisCheckpointStore(AsyncClosing):
         raise error
 
     def _failed(self, key: str, action: str, exc: BaseException) -> CheckpointError:
-        text = str(exc)
+        text = _URL_CREDENTIALS.sub("***@", str(exc))
         if len(text) > _MESSAGE_LIMIT:
             text = text[:_MESSAGE_LIMIT] + "..."
         return CheckpointError(

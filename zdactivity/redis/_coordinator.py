@@ -203,6 +203,8 @@ class RedisCoordinator:
                 keys=[self.lease_key(o.key) for o in held], args=[self.worker_id, self._lease_ms]
             )
             for ownership, flag in zip(held, flags, strict=True):
+                if self.owned.get(ownership.key) is not ownership:
+                    continue  # released while the renewal was on its way
                 if int(flag):
                     ownership.deadline = deadline
                 else:
