@@ -49,8 +49,9 @@ class RedisRateLimiter:
     ``limit``, ``reserve``, ``window``: as for :class:`~zdactivity.RateLimiter` (the first
     process to configure a limit sets it; responses override it). ``permit_ttl``: seconds after
     which a permit that was never handed back (its process crashed) stops counting; keep it
-    above the longest request (the client's ``total`` timeout). ``wake_interval``: the longest a
-    waiter sleeps without a message before it asks Redis again (a lost message cannot hang it).
+    above the longest attempt (the client's ``total`` timeout, 60 s by default).
+    ``wake_interval``: the longest a waiter sleeps without a message before it asks Redis
+    again (a lost message cannot hang it).
 
     If Redis is unreachable: with ``on_redis_error="fallback"`` (the default) the limiter logs a
     warning once and spends an in-process :class:`~zdactivity.RateLimiter` (``fallback``, or a
@@ -72,7 +73,7 @@ class RedisRateLimiter:
         reserve: float = 0.0,
         window: float = 60.0,
         key_prefix: str = "zdactivity",
-        permit_ttl: float = 120.0,
+        permit_ttl: float = 90.0,
         on_redis_error: Literal["fallback", "raise"] = "fallback",
         fallback: RateLimiter | None = None,
         wake_interval: float = 1.0,
@@ -120,6 +121,7 @@ class RedisRateLimiter:
         self._changed: asyncio.Event | None = None
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
+        self._orphans: set[asyncio.Future[Any]] = set()
 
     def __repr__(self) -> str:
         return f"RedisRateLimiter(account={self.account!r}, round_trips={self.round_trips})"
@@ -203,7 +205,10 @@ class RedisRateLimiter:
                 asyncio.get_running_loop().create_task(pubsub.aclose())
 
     async def aclose(self) -> None:
-        """Stop listening for other processes' answers (the Redis client stays open)."""
+        """Stop listening for other processes' answers, once the permits of cancelled calls
+        are handed back (the Redis client stays open)."""
+        while self._orphans:
+            await asyncio.gather(*self._orphans, return_exceptions=True)
         listener, pubsub = self._listener, self._pubsub
         self._listener = self._pubsub = None
         if listener is not None:
@@ -239,12 +244,7 @@ class RedisRateLimiter:
             changed = self._changed  # taken before the script: a message after it wakes us
             try:
                 await self._listen()
-                status, value, epoch, now_ms = await self._call(
-                    "acquire",
-                    "" if self.limit is None else self.limit,
-                    repr(self.reserve),
-                    served_ms,
-                )
+                status, value, epoch, now_ms = await self._grant_or_wait(served_ms)
             except _UNREACHABLE as error:
                 self._redis_failed(error)
                 continue
@@ -284,6 +284,35 @@ class RedisRateLimiter:
             await sleep(wait)
             slept += wait
             served_ms = int(now_ms) + int(value)
+
+    async def _grant_or_wait(self, served_ms: int) -> Any:
+        """One run of the acquire script. Cancelled meanwhile, a permit Redis granted anyway
+        is handed back at once: a lost probe would hold every process until it expired."""
+        call = asyncio.ensure_future(
+            self._call(
+                "acquire", "" if self.limit is None else self.limit, repr(self.reserve), served_ms
+            )
+        )
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            self._orphans.add(call)
+            call.add_done_callback(self._orphans.discard)
+            call.add_done_callback(self._release_orphan)
+            raise
+
+    def _release_orphan(self, call: asyncio.Future[Any]) -> None:
+        if call.cancelled() or call.exception() is not None:
+            return
+        status, value, epoch, _ = call.result()
+        if status == 0:
+            task = asyncio.ensure_future(self._release_quietly(RedisPermit(int(value), int(epoch))))
+            self._orphans.add(task)
+            task.add_done_callback(self._orphans.discard)
+
+    async def _release_quietly(self, permit: RedisPermit) -> None:
+        with contextlib.suppress(Exception):
+            await self.arelease(permit)
 
     async def _fallback_acquire(
         self,
