@@ -406,11 +406,13 @@ async def test_a_foreign_integration_spending_alongside_costs_no_429(
             tasks=25,
             duration=8.5,
             window=3.0,
+            reserve=0.1,  # the share left to the account's other integrations
             foreign=5.0,
         )
     print("4 x 25 + a foreign integration at 5/s, 100 per 3 s:", result)
     assert result["too_many"] == 0, result
     assert result["foreign_answered"] > 0
+    assert result["utilisation"] >= 0.9, result  # the two together spend the account's budget
 
 
 @pytest.mark.skipif(
