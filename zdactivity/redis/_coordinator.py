@@ -21,6 +21,15 @@ the full set of agents; each runs only its share.
   one Redis round trip). A worker that stops gracefully (``Fleet.stop``, SIGTERM) commits and
   releases its agents and leaves at once: others take them over within ``heartbeat`` seconds.
 
+The guarantee: no activity is lost (a new owner resumes from the last checkpoint saved with a
+fence); an agent's activity may be delivered twice, at most once per crash (or pause past the
+lease) of a worker that owned it: the one its handler had taken but not yet committed. A
+graceful handover commits first and repeats nothing. A consumer that must see each activity
+once dedupes by ``activity.id``, or writes its output conditioned on the ownership's fence
+(:meth:`Fleet.ownership <zdactivity.fleet.Fleet.ownership>`), so a zombie's late writes are
+refused on its side too. (Writing the output and the checkpoint in one transaction is not
+offered yet.)
+
 Keys (all with the group's hash tag, all with TTLs): ``{prefix}:{{group}}:members`` (a sorted
 set), ``{prefix}:{{group}}:lease:{agent}``, ``{prefix}:{{group}}:fence:{agent}`` (kept
 ``fence_ttl`` seconds after the last claim, 30 days by default: the counter must outlive any
