@@ -1,6 +1,8 @@
 """The ``zdactivity`` command (also ``python -m zdactivity``).
 
-Subcommands: ``demo``, ``list``, ``show``, ``count``, ``tail``, ``fan-out``, ``emulator``.
+Subcommands: ``demo``, ``list``, ``show``, ``count``, ``tail``, ``fan-out``, ``worker``,
+``emulator``. ``--redis URL`` (:mod:`.redis_options`) shares the account's budget, ``tail``'s
+checkpoint and ``worker``'s fleet through Redis.
 Data goes to stdout as JSON lines; summaries and errors to stderr, errors as one line
 ``zdactivity: ...``. Exit codes: 0 ok, 2 usage or bad input, 3 authentication, 4 other API
 error, 5 network, 130 interrupted. Credentials are never printed.
@@ -26,7 +28,7 @@ from .._signals import interruptible
 from .._version import __version__
 from ..checkpoint import CheckpointError
 from ..errors import AuthenticationError, PermissionDeniedError, TransportError, ZendeskError
-from . import demo, emulator, fan_out, query, tail
+from . import demo, emulator, fan_out, query, tail, worker
 from .arguments import Parser, parse_since
 from .common import (
     EXIT_API,
@@ -42,6 +44,7 @@ from .common import (
 )
 from .credentials import ENV_VARS, account_options, credential_options
 from .output import activity_record
+from .redis_options import RedisFailure
 
 __all__ = [
     "ENV_VARS",
@@ -83,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.register(sub, as_agent)
     tail.register(sub, as_agent)
     fan_out.register(sub, [account])
+    worker.register(sub, [account])
     emulator.register(sub)
     return parser
 
@@ -129,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except RedisFailure as exc:
+        say(str(exc))
+        return exc.code
     except (UsageError, ZendeskError, CheckpointError) as exc:
         code, message = _error_line(exc)
         say(message)

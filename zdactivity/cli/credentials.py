@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import urllib.parse
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
+from .. import protocol
 from ..auth import APIToken, Auth, OAuthToken
 from ..client import Client
+from ..ratelimit import RateLimitBackend
 from ..retry import RetryPolicy
 from .arguments import Parser, positive_int
 from .common import UsageError
@@ -135,16 +138,29 @@ def auth_from(args: argparse.Namespace, env: Mapping[str, str]) -> Auth:
 
 
 def client_from(
-    args: argparse.Namespace, env: Mapping[str, str], auth: Auth | None = None
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    auth: Auth | None = None,
+    *,
+    limiter_for: Callable[[str], RateLimitBackend] | None = None,
 ) -> Client:
-    """The account's client, with ``auth`` or the agent's credentials (usage errors first)."""
+    """The account's client, with ``auth`` or the agent's credentials (usage errors first).
+
+    ``limiter_for``: makes the client's rate limiter from the account's name, the same in every
+    process that names the account: its subdomain (``acme`` for ``--subdomain acme`` or
+    ``--url https://acme.zendesk.com``), else the host and port of ``--url``."""
     where = _account(args, env)
     auth = auth if auth is not None else auth_from(args, env)
     try:
+        base_url = protocol.resolve_base_url(where.get("subdomain"), where.get("base_url"))
+        host = urllib.parse.urlsplit(base_url).netloc
+        account = host.removesuffix(".zendesk.com") if host.endswith(".zendesk.com") else host
+        limiter = limiter_for(account) if limiter_for else None
         return Client(
-            **where,  # type: ignore[arg-type]
+            base_url=base_url,
             auth=auth,
             retry=RetryPolicy(max_tries=args.max_tries),
+            rate_limiter=limiter,
         )
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None

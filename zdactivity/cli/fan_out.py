@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..client import Client
 from ..fanout import AgentError, fan_out
@@ -14,6 +15,17 @@ from .arguments import Parser, Parsers, add_page_size, optional_since, positive_
 from .common import EXIT_API, EXIT_OK, UsageError, say
 from .credentials import client_from
 from .output import JSONLines, activity_record
+from .redis_options import (
+    add_redis_option,
+    connect,
+    redis_connection,
+    redis_errors,
+    redis_url,
+    shared_limiter,
+)
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["register"]
 
@@ -33,6 +45,7 @@ def register(sub: Parsers, parents: list[Parser]) -> None:
         "--concurrency", type=positive_int, default=20, help="requests in flight (default 20)"
     )
     add_page_size(fan)
+    add_redis_option(fan, "share the account's request budget with every process using it")
     fan.set_defaults(run=run)
 
 
@@ -42,17 +55,28 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         specs = read_agents(args.agents)
     except AgentsFileError as exc:
         raise UsageError(str(exc)) from None
-    root = client_from(args, env, specs[0].auth)
-    return asyncio.run(stream_agents(args, root, specs))
+    url = redis_url(args, env)
+    redis = connect(url) if url else None
+    limiter_for = shared_limiter(redis) if redis is not None else None
+    root = client_from(args, env, specs[0].auth, limiter_for=limiter_for)
+    with redis_errors(url):
+        return asyncio.run(stream_agents(args, root, specs, redis=redis, url=url))
 
 
-async def stream_agents(args: argparse.Namespace, root: Client, specs: list[AgentSpec]) -> int:
+async def stream_agents(
+    args: argparse.Namespace,
+    root: Client,
+    specs: list[AgentSpec],
+    *,
+    redis: Redis | None = None,
+    url: str | None = None,
+) -> int:
     since = optional_since(args.since)
     out = JSONLines()
-    started = time.perf_counter()
     delivered = 0
     failures: list[AgentError[str]] = []
-    async with root:
+    async with root, redis_connection(redis, url):
+        started = time.perf_counter()
         clients = {spec.key: root.with_auth(spec.auth) for spec in specs}
         try:
             async for key, activity in fan_out(

@@ -6,14 +6,23 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from collections.abc import Mapping
 
 from .._signals import signal_handlers
 from ..checkpoint import CheckpointStore, MemoryCheckpointStore, SQLiteCheckpointStore
 from ..client import Client
 from .arguments import Parser, Parsers, interval, optional_since
-from .common import EXIT_INTERRUPTED, EXIT_OK
-from .credentials import identity, run_with_client
+from .common import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from .credentials import client_from, identity, run_with_client
 from .output import JSONLines, activity_record
+from .redis_options import (
+    add_redis_option,
+    connect,
+    redis_connection,
+    redis_errors,
+    redis_url,
+    shared_limiter,
+)
 
 __all__ = ["register"]
 
@@ -38,7 +47,30 @@ def register(sub: Parsers, parents: list[Parser]) -> None:
     tail.add_argument("--state", metavar="FILE", help="SQLite checkpoint file to resume from")
     tail.add_argument("--since", help="where to start when FILE has no checkpoint yet")
     tail.add_argument("--key", help="the checkpoint's key in FILE (default: the agent)")
-    tail.set_defaults(run=run_with_client(tail_activities))
+    add_redis_option(
+        tail,
+        "share the account's request budget with every process using it, and keep the "
+        "checkpoint in Redis instead of --state",
+    )
+    tail.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    url = redis_url(args, env)
+    if url is None:
+        return run_with_client(tail_activities)(args, env)
+    if args.state:
+        raise UsageError("--state and --redis are both given: the checkpoint goes to one")
+    redis = connect(url)
+    client = client_from(args, env, limiter_for=shared_limiter(redis))
+    from ..redis import RedisCheckpointStore  # redis-py is there: connect() checked
+
+    async def go() -> int:
+        async with client, redis_connection(redis, url):
+            return await tail_activities(args, client, RedisCheckpointStore(redis))
+
+    with redis_errors(url):
+        return asyncio.run(go())
 
 
 class _Stop:
@@ -79,11 +111,13 @@ class _Stop:
         return EXIT_INTERRUPTED if self.signalled else EXIT_OK
 
 
-async def tail_activities(args: argparse.Namespace, client: Client) -> int:
+async def tail_activities(
+    args: argparse.Namespace, client: Client, store: CheckpointStore | None = None
+) -> int:
     since = optional_since(args.since)
     stop = _Stop()
-    store: CheckpointStore
-    store = SQLiteCheckpointStore(args.state) if args.state else MemoryCheckpointStore()
+    if store is None:
+        store = SQLiteCheckpointStore(args.state) if args.state else MemoryCheckpointStore()
     out = JSONLines(flush_each=True)
     with signal_handlers(asyncio.get_running_loop(), stop):
         try:
