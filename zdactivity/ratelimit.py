@@ -123,6 +123,17 @@ class RateLimitBackend(Protocol):
         ...
 
 
+def check_budget(limit: int | None, reserve: float, window: float) -> None:
+    """Refuse a limit below 1, a reserve outside [0, 1) or a window that is not positive
+    (the settings every rate limiter of an account takes)."""
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be a positive number of requests per window")
+    if not 0.0 <= reserve < 1.0:
+        raise ValueError("reserve must be a share between 0 and 1")
+    if not window > 0:
+        raise ValueError("window must be positive")
+
+
 class RateLimiter:
     """The request budget of one account, shared by all of its clients, in this process.
 
@@ -147,12 +158,7 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError("limit must be a positive number of requests per window")
-        if not 0.0 <= reserve < 1.0:
-            raise ValueError("reserve must be a share between 0 and 1")
-        if window <= 0:
-            raise ValueError("window must be positive")
+        check_budget(limit, reserve, window)
         self.reserve = reserve
         self.window = window
         self._clock = clock

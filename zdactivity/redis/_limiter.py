@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConnectionFailedError, LocalRateLimitError
 from ..protocol import RateLimitHeaders
-from ..ratelimit import Permit, RateLimiter
+from ..ratelimit import Permit, RateLimiter, check_budget
 from . import _scripts
 
 __all__ = ["RedisRateLimiter"]
@@ -79,12 +79,7 @@ class RedisRateLimiter:
         wake_interval: float = 1.0,
         retry_redis_after: float = 5.0,
     ) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError("limit must be a positive number of requests per window")
-        if not 0.0 <= reserve < 1.0:
-            raise ValueError("reserve must be a share between 0 and 1")
-        if window <= 0:
-            raise ValueError("window must be positive")
+        check_budget(limit, reserve, window)
         if permit_ttl <= 0 or wake_interval <= 0:
             raise ValueError("permit_ttl and wake_interval must be positive")
         if on_redis_error not in ("fallback", "raise"):
