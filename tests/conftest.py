@@ -10,17 +10,21 @@ Fixtures (no import needed):
   skipped where none is installed, a failure under ``CI=true``.
 
 Helpers (``from conftest import ...``): ``NOW``, ``token(agent)``, ``oauth_token(agent)``,
-``wait_until(condition)``, and for the emulator's wire-level tests ``EMULATOR_NOW``, ``Clock``,
-``basic(agent)``, ``running_emulator(**kwargs)``.
+``wait_until(condition)``,
+``start_script(path, *args)`` (a test script as a real process), and for the emulator's
+wire-level tests ``EMULATOR_NOW``, ``Clock``, ``basic(agent)``, ``running_emulator(**kwargs)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -124,3 +128,20 @@ def redis_server() -> Iterator[RedisServer]:
     """A fresh ``redis-server`` on a free loopback port (skipped without one, except in CI)."""
     with RedisServer() as server:
         yield server
+
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+async def start_script(script: Path, *args: str, **options: Any) -> asyncio.subprocess.Process:
+    """Run a Python ``script`` of the tests as a real process on this checkout's zdactivity
+    (``stdin`` closed; ``options`` go to ``asyncio.create_subprocess_exec``)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        *args,
+        cwd=_ROOT,
+        env={**os.environ, "PYTHONPATH": str(_ROOT)},
+        stdin=asyncio.subprocess.DEVNULL,
+        **options,
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import wait_until
+from conftest import start_script, wait_until
 from redis_server import RedisServer
 
 from zdactivity.checkpoint import Checkpoint
@@ -172,14 +171,10 @@ async def _run_fleet(emu: Emulator, server: RedisServer, folder: Path) -> None:
             }
         )
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     workers: dict[str, asyncio.subprocess.Process] = {}
 
     async def start(name: str) -> None:
-        workers[name] = await asyncio.create_subprocess_exec(
-            sys.executable, str(WORKER), str(config), name, cwd=ROOT, env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+        workers[name] = await start_script(WORKER, str(config), name)
 
     def live() -> list[str]:
         for name, proc in workers.items():

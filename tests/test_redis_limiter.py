@@ -10,7 +10,6 @@ import asyncio
 import itertools
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from conftest import basic
+from conftest import basic, start_script
 from redis_server import RedisServer
 
 import zdactivity
@@ -287,7 +286,6 @@ async def run_processes(
     agents = emu.agents
     start = time.time() + 2.0 + 0.3 * processes  # every process imported and connected by then
     workers = []
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for i in range(processes):
         agent = agents[i % (len(agents) - 1)]
         config = tmp_path / f"worker{i}.json"
@@ -306,17 +304,7 @@ async def run_processes(
                 }
             )
         )
-        workers.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(WORKER),
-                str(config),
-                cwd=ROOT,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-            )
-        )
+        workers.append(await start_script(WORKER, str(config), stdout=asyncio.subprocess.PIPE))
     outsider = agents[-1]
     foreign_statuses: list[int] = []
 
