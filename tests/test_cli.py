@@ -382,7 +382,7 @@ def test_tail_resumes_from_its_state_file_without_repeats(
     ]
     env = agent_env(live, agent)
     state = str(tmp_path / "tail.db")
-    args = ["tail", "--interval", "0.3", "--state", state]
+    args = ["tail", "--interval", "0.3", "--state", state, "--since", "10m"]
 
     first = Lines(args, env)
     seen = [r["id"] for r in first.take(3)]

@@ -248,6 +248,7 @@ async def test_tail_commits_only_what_it_printed(tmp_path: Path) -> None:
         )
         state = str(tmp_path / "tail.db")
         command = [sys.executable, "-m", "zdactivity", "tail", "--interval", "0.2"]
+        command += ["--since", "10m"]  # tail starts from now without it
         command += ["--state", state]
 
         def start() -> subprocess.Popen[bytes]:
