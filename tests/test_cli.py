@@ -533,3 +533,151 @@ def test_emulator_command_serves_until_interrupted(live: LiveEmulator) -> None:
         _out, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def _banner(proc: subprocess.Popen[str]) -> list[str]:
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl-C"):
+            break
+    return lines
+
+
+def _exported(line: str) -> dict[str, str]:
+    """The ZENDESK_* variables an ``export ...`` line of the emulator's banner sets."""
+    return dict(word.split("=", 1) for word in line.split("export ", 1)[1].split() if "=" in word)
+
+
+def test_emulator_on_every_interface_prints_lines_that_work(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zdactivity", "emulator", "--host", "0.0.0.0", "--port", "0"],
+        env=base_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = _banner(proc)
+        here = _exported(next(line for line in banner if line.startswith("export ")))
+        assert here["ZENDESK_URL"].startswith("http://127.0.0.1:")  # not 0.0.0.0
+        counted = zd(None, "count", env=here)
+        assert counted.returncode == 0, counted.stderr
+        elsewhere = [line for line in banner if line.startswith("From another machine:")]
+        assert len(elsewhere) <= 1
+        if elsewhere:  # this machine has an address besides loopback
+            remote = _exported(elsewhere[0])
+            assert remote.pop("ZENDESK_ALLOW_HTTP") == "1"
+            # Without the opt-in, plain http off loopback is refused, and the message says how.
+            one_error_line(zd(None, "count", env=remote), 2, r"plain http.*--allow-http")
+            for opt_in in (["--allow-http"], []):
+                env = remote if opt_in else {**remote, "ZENDESK_ALLOW_HTTP": "1"}
+                counted = zd(None, "count", *opt_in, env=env)
+                assert counted.returncode == 0, counted.stderr
+                assert json.loads(counted.stdout)["value"] > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+
+
+def test_allow_http_is_needed_off_loopback_and_checked() -> None:
+    env = {"ZENDESK_URL": "http://192.0.2.1:9", "ZENDESK_OAUTH_TOKEN": "t"}
+    one_error_line(zd(None, "count", env=env), 2, r"plain http.*--allow-http")
+    one_error_line(zd(None, "count", env={**env, "ZENDESK_ALLOW_HTTP": "maybe"}), 2, "ALLOW_HTTP")
+    # Allowed: it gets as far as the network (nothing listens there: a connect timeout).
+    result = zd(None, "count", "--allow-http", "--timeout", "0.2", "--max-tries", "1", env=env)
+    one_error_line(
+        result,
+        5,
+        r"network error: (could not connect to|connection refused by|the connection to) "
+        r"192\.0\.2\.1:9",
+    )
+
+
+def test_global_options_go_before_or_after_the_subcommand(live: LiveEmulator) -> None:
+    env = agent_env(live, live.emu.agents[0])
+    for args in (["-v", "count"], ["count", "-v"], ["count", "--verbose"]):
+        result = zd(live, *args, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "GET /api/v2/activities/count -> 200" in result.stderr, args
+    quiet = zd(live, "count", env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_since_takes_a_plain_date_as_utc_midnight(live: LiveEmulator) -> None:
+    agent = live.emu.agents[1]
+    expected = live.call(live.emu.activities_for, agent)
+    day = expected[len(expected) // 2]["created_at"][:10]
+    result = zd(live, "list", "--since", day, env=agent_env(live, agent))
+    assert result.returncode == 0, result.stderr
+    midnight = f"{day}T00:00:00Z"
+    assert [r["id"] for r in json_lines(result.stdout)] == [
+        a["id"] for a in expected if a["created_at"] >= midnight
+    ]
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("since", "pattern"),
+    [
+        ("", r"--since is empty"),
+        ("   ", r"--since is empty"),
+        ("-5d", r"bad --since '-5d': .*never negative"),
+        ("-12h", r"never negative"),
+        ("2026-02-30", r"bad --since '2026-02-30'"),
+    ],
+)
+def test_since_edges_are_one_clear_line(since: str, pattern: str) -> None:
+    env = {"ZENDESK_URL": "http://127.0.0.1:9", "ZENDESK_OAUTH_TOKEN": "t"}
+    for command in ("list", "tail"):
+        result = zd(None, command, "--since", since, env=env)
+        one_error_line(result, 2, pattern)
+        assert "usage:" not in result.stderr
+
+
+def test_since_before_the_30_day_window_warns_once(live: LiveEmulator) -> None:
+    agent = live.emu.agents[2]
+    env = agent_env(live, agent)
+    result = zd(live, "list", "--since", "40d", env=env)
+    assert result.returncode == 0, result.stderr
+    assert len(json_lines(result.stdout)) == len(live.call(live.emu.activities_for, agent))
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 1, result.stderr
+    assert re.match(
+        r"zdactivity: warning: --since 40d is more than 30 days ago; .*last 30", warnings[0]
+    )
+    inside = zd(live, "list", "--since", "29d", "--limit", "1", env=env)
+    assert inside.returncode == 0 and inside.stderr == ""
+
+
+def test_tail_help_says_where_it_starts_and_the_interval_default() -> None:
+    result = zd(None, "tail", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "starts from NOW" in text
+    assert "--since 30d" in text
+    assert "(default 60)" in text
+
+
+def test_tail_starts_from_now_without_since(live: LiveEmulator) -> None:
+    emu = live.emu
+    agent = live.call(emu.add_agent, "Tail From Now")
+    old = [
+        live.call(emu.add_activity, agent, created_at=datetime.now(UTC) - timedelta(hours=h))["id"]
+        for h in (3, 2)
+    ]
+    polls = live.call(lambda: len(emu.requests))
+    tail = Lines(["tail", "--interval", "0.2"], agent_env(live, agent))
+    # Once it has polled, it has chosen where to start: what is added from then on is new.
+    deadline = time.monotonic() + 30
+    while live.call(lambda: len(emu.requests)) == polls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    new = [live.call(emu.add_activity, agent)["id"] for _ in range(2)]
+    got = [r["id"] for r in tail.take(2)]
+    code, rest, stderr = tail.stop(signal.SIGTERM)
+    check_output(live, "", stderr)
+    assert code == 0, stderr
+    assert got + [r["id"] for r in rest] == new
+    assert not set(old) & set(got)

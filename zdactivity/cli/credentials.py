@@ -223,7 +223,10 @@ def client_from(
             on_request=RetryLines(args.max_tries),
         )
     except (ValueError, TypeError) as exc:
-        raise UsageError(str(exc)) from None
+        message = str(exc).replace(
+            "pass allow_http=True", "pass --allow-http (or set ZENDESK_ALLOW_HTTP=1) if you mean it"
+        )
+        raise UsageError(message) from None
 
 
 def identity(client: Client) -> str:
