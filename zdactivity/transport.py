@@ -274,7 +274,7 @@ def to_aiohttp(timeout: Timeout) -> aiohttp.ClientTimeout:
 def _certificate_reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
         return str(exc.verify_message)
-    return _why(exc).removeprefix(" (").removesuffix(")") or type(exc).__name__
+    return _why(exc).removeprefix(": ") or type(exc).__name__
 
 
 def _timed_out(exc: TimeoutError, host: str, timeout: Timeout, answered: bool) -> str:
@@ -300,14 +300,14 @@ def _broken(exc: BaseException, host: str) -> str:
 
 
 def _why(exc: BaseException, attribute: str = "strerror") -> str:
-    """`` (reason)`` from the operating system's (or the HTTP parser's) own words, if any:
+    """``: reason`` in the operating system's (or the HTTP parser's) own words, if any:
     never the exception's text, which may quote the request."""
     reason = getattr(exc, attribute, None)
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = exc.os_error.strerror
     if not isinstance(reason, str) or not reason.strip():
         return ""
-    return f" ({reason.strip()})"
+    return f": {reason.strip()}"
 
 
 # --- in memory -------------------------------------------------------------------------------
