@@ -135,7 +135,8 @@ def test_demo_small_account() -> None:
     activities, pages = int(match.group(1)), int(match.group(2))
     assert activities > 100
     assert -(-activities // 10) <= pages <= activities // 10 + 5
-    assert re.search(r"requests:\s+\d+ \(\d+ retries, \d+ answered 429\)", out)
+    assert re.search(r"requests:\s+\d+ seen by the emulator \(\d+ answered 200; .*429", out)
+    assert re.search(r"\d+ sent by zdactivity, \d+ of them retries", out)
     assert re.search(r"throughput:\s+[\d,]+ activities/s", out)
     assert len(out.split("latest:")[1].strip().splitlines()) == 5
     assert result.stderr == ""  # no progress line: stderr is not a TTY
@@ -681,3 +682,82 @@ def test_tail_starts_from_now_without_since(live: LiveEmulator) -> None:
     assert code == 0, stderr
     assert got + [r["id"] for r in rest] == new
     assert not set(old) & set(got)
+
+
+async def test_the_demos_figures_are_the_emulators_own_counts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from collections import Counter
+
+    from zdactivity.cli.demo import run_demo
+
+    counts: dict[str, Any] = {}
+
+    def done(emu: Emulator) -> None:
+        counts["requests"] = emu.requests
+        counts["listable"] = sum(len(emu.activities_for(a)) for a in emu.agents)
+        counts["seeded"] = sum(len(emu.activities_for(a, window=False)) for a in emu.agents)
+
+    assert await run_demo(12, 40, 10, on_done=done) == 0
+    out = capsys.readouterr().out
+    requests = counts["requests"]
+
+    account = re.search(
+        r"account:\s+12 agents, 40 activities each over the last 31 days "
+        r"\(Zendesk lists 30\); (\d+) faults injected",
+        out,
+    )
+    assert account is not None, out
+    injected = int(account.group(1))
+    assert counts["seeded"] == 12 * 40
+    assert injected == sum(1 for r in requests if r.fault is not None)  # every one fired
+
+    listed = re.search(
+        r"activities:\s+(\d+) in (\d+) pages: all of the last 30 days "
+        r"\((\d+) older are outside the window\)",
+        out,
+    )
+    assert listed is not None, out
+    assert int(listed.group(1)) == counts["listable"]
+    assert int(listed.group(2)) == sum(1 for r in requests if r.status == 200)
+    assert int(listed.group(3)) == counts["seeded"] - counts["listable"]
+
+    seen = re.search(r"requests:\s+(\d+) seen by the emulator \((\d+) answered 200; (.*)\)", out)
+    assert seen is not None, out
+    assert int(seen.group(1)) == len(requests)
+    statuses = Counter(r.status for r in requests)
+    assert int(seen.group(2)) == statuses[200]
+    shown, natural = {}, 0
+    for part in seen.group(3).split(", "):
+        match = re.fullmatch(
+            r"(\d+) (\d{3}|resets?)(?: \((\d+) (?:from the rate limit "
+            r"itself|not injected)\))?",
+            part,
+        )
+        assert match is not None, part
+        shown[match.group(2)] = int(match.group(1))
+        natural += int(match.group(3) or 0)
+    assert shown == {
+        ("resets" if s == 0 and n > 1 else "reset" if s == 0 else str(s)): n
+        for s, n in statuses.items()
+        if s != 200
+    }
+    assert natural == sum(1 for r in requests if r.status != 200 and r.fault is None)
+
+    sent = re.search(
+        r"(\d+) sent by zdactivity, (\d+) of them retries(?:; aiohttp resent "
+        r"(\d+) itself after a reset)?\n",
+        out,
+    )
+    assert sent is not None, out
+    by_us, retries, by_aiohttp = int(sent.group(1)), int(sent.group(2)), int(sent.group(3) or 0)
+    assert by_us + by_aiohttp == len(requests)  # the two counts add up to what the server saw
+    failed = sum(n for s, n in statuses.items() if s != 200)
+    # Each failure (an injected fault, or a 429 of the rate limit) was retried once by
+    # zdactivity or resent once by aiohttp.
+    assert retries + by_aiohttp == failed == injected + natural
+    assert re.search(
+        r"rate limit:\s+700 requests / 60 s \(Enterprise plan\), scaled to \d+ "
+        r"requests / 1 s \(",
+        out,
+    )
