@@ -61,6 +61,11 @@ class Timeout:
     ``total``: one attempt, from sending to the last byte of the body, including the time it
     waited in the rate limiter for another request's answer (the first of a window).
     Zero, negative, NaN or infinite values raise ValueError; non-numbers and bools TypeError.
+
+    The defaults, connect 10 s, read 30 s, total 60 s, give up on a host that cannot be
+    reached sooner than on a slow answer. A :class:`~zdactivity.RequestTimeoutError` says
+    which ran out: ``could not connect to HOST within 10 s``, ``no answer from HOST after
+    30 s``, ``no complete answer from HOST within 60 s``.
     """
 
     connect: float | None = 10.0
