@@ -14,11 +14,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zdactivity.testing import Agent, Emulator, Fault
 
@@ -761,3 +764,47 @@ async def test_the_demos_figures_are_the_emulators_own_counts(
         r"requests / 1 s \(",
         out,
     )
+
+
+# --------------------------------------------------------------------------- --since, purely
+
+NOW_FIXED = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+@settings(deadline=None)  # the first example imports the CLI
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from("smhd"), st.booleans())
+def test_a_duration_counts_back_and_a_negative_one_is_refused(
+    amount: int, unit: str, spaced: bool
+) -> None:
+    from zdactivity.cli import UsageError, parse_since
+
+    text = f"{amount}{' ' if spaced else ''}{unit}"
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    try:
+        expected: datetime | None = NOW_FIXED - timedelta(**{units[unit]: amount})
+    except OverflowError:
+        expected = None
+    if expected is None:
+        with pytest.raises(UsageError, match="too far back"):
+            parse_since(text, now=NOW_FIXED)
+    else:
+        assert parse_since(text, now=NOW_FIXED) == expected
+    with pytest.raises(UsageError, match="never negative"):
+        parse_since(f"-{text}", now=NOW_FIXED)
+
+
+@settings(deadline=None)  # the first example imports the CLI
+@given(st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)))
+def test_a_plain_date_is_utc_midnight(day: date) -> None:
+    from zdactivity.cli import parse_since
+
+    assert parse_since(day.isoformat(), now=NOW_FIXED) == datetime.combine(day, dt_time(), UTC)
+
+
+@settings(deadline=None)  # the first example imports the CLI
+@given(st.text(alphabet=" \t", max_size=3))
+def test_an_empty_since_is_refused(blank: str) -> None:
+    from zdactivity.cli import UsageError, parse_since
+
+    with pytest.raises(UsageError, match="--since is empty"):
+        parse_since(blank)

@@ -4,8 +4,10 @@ Subcommands: ``demo``, ``list``, ``show``, ``count``, ``tail``, ``fan-out``, ``w
 ``emulator``. ``--redis URL`` (:mod:`.redis_options`) shares the account's budget, ``tail``'s
 checkpoint and ``worker``'s fleet through Redis.
 Data goes to stdout as JSON lines; summaries and errors to stderr, errors as one line
-``zdactivity: ...``. Exit codes: 0 ok, 2 usage or bad input, 3 authentication, 4 other API
-error, 5 network, 130 interrupted. Credentials are never printed.
+``zdactivity: ...``; network errors in words, and each retry as one line when it happens.
+``-v`` (before or after the subcommand) logs every attempt. Exit codes: 0 ok, 2 usage or bad
+input, 3 authentication, 4 other API error, 5 network, 130 interrupted. Credentials are never
+printed.
 
 One module per job: :mod:`.arguments` (the parser and its value types), :mod:`.credentials`
 (account and credentials from flags or the environment), :mod:`.output` (JSON lines),
@@ -71,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Credentials: --subdomain or --url (or ZENDESK_SUBDOMAIN / ZENDESK_URL), then "
             "--email with --api-token (ZENDESK_EMAIL, ZENDESK_API_TOKEN) or --oauth-token "
-            "(ZENDESK_OAUTH_TOKEN). Exit codes: 0 ok, 2 usage, 3 authentication, 4 API "
-            "error, 5 network, 130 interrupted."
+            "(ZENDESK_OAUTH_TOKEN); plain http off loopback needs --allow-http "
+            "(ZENDESK_ALLOW_HTTP=1). -v goes before or after the command. Exit codes: 0 ok, "
+            "2 usage, 3 authentication, 4 API error, 5 network, 130 interrupted."
         ),
     )
     parser.add_argument("--version", action="version", version=f"zdactivity {__version__}")

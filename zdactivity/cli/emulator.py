@@ -121,7 +121,8 @@ async def serve(args: argparse.Namespace) -> int:
             where = emu.url if remote is None and local == emu.url else f"{emu.url} ({local})"
             print(f"zdactivity emulator {__version__} serving {where}")
             print(
-                f"{len(agents)} agents, {args.activities} activities each, "
+                f"{len(agents)} agents, {args.activities} activities each over the last 31 days "
+                "(Zendesk lists 30), "
                 f"rate limit {args.rate_limit} requests / 60 s. Fake credentials of this run:"
             )
             for agent in agents[:3]:
