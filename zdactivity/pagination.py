@@ -265,45 +265,53 @@ class PageIterator:
     # --- read-ahead
 
     async def _next_read_ahead(self) -> ActivityPage:
-        while True:
-            if self._buffer:
-                page = self._buffer.popleft()
-                self._read_ahead()
-                return page
-            failure = self._failure
-            if failure is not None:
-                self._failure = None
-                raise failure
-            if self._in_flight is None:
-                if self._request is None:
-                    if self._error is not None:
-                        error, self._error = self._error, None
-                        raise error
-                    raise StopAsyncIteration
-                self._start()
-                continue  # (an eager task factory may have delivered it already)
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                # The consumer gave up on this page: so does its request, as without
-                # read-ahead (the listing stays where it was: asking again asks again).
-                await self._cancel_read_ahead()
-                raise
-            finally:
-                self._waiter = None
+        try:
+            while True:
+                if self._buffer:
+                    # The consumer takes this page: the next may be requested now, and goes
+                    # out before the consumer works on this one (which may never yield).
+                    if self._read_ahead(taken=1):
+                        await asyncio.sleep(0)
+                    if self._buffer:
+                        return self._buffer.popleft()
+                    continue  # (closed meanwhile)
+                failure = self._failure
+                if failure is not None:
+                    self._failure = None
+                    raise failure
+                if self._in_flight is None:
+                    if self._request is None:
+                        if self._error is not None:
+                            error, self._error = self._error, None
+                            raise error
+                        raise StopAsyncIteration
+                    self._start()
+                    continue  # (an eager task factory may have delivered it already)
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+        except asyncio.CancelledError:
+            # The consumer gave up on this page: so does the request in flight, as without
+            # read-ahead (the listing stays where it was: asking again asks again).
+            await self._cancel_read_ahead()
+            raise
 
-    def _read_ahead(self) -> None:
-        """Request the next page if the consumer may want it and fewer than ``prefetch`` wait."""
+    def _read_ahead(self, taken: int = 0) -> bool:
+        """Request the next page if the consumer may want it and fewer than ``prefetch``
+        pages would wait, not counting the ``taken`` one the consumer is about to take."""
         if (
             self._in_flight is None
             and self._request is not None
             and self._failure is None
-            and len(self._buffer) < self._prefetch
+            and len(self._buffer) - taken < self._prefetch
             and (self._need_pages is None or self.pages_fetched < self._need_pages)
             and (self._need_activities is None or self._activities < self._need_activities)
         ):
             self._start()
+            return True
+        return False
 
     def _start(self) -> None:
         request = self._request
@@ -333,7 +341,9 @@ class PageIterator:
         else:
             self._advance(request, outcome)
             self._buffer.append(outcome)
-            self._read_ahead()
+            # A consumer waiting for this page takes it at once: its successor goes out first.
+            waiter = self._waiter
+            self._read_ahead(taken=int(waiter is not None and not waiter.done()))
         self._wake()
 
     def _wake(self) -> None:
