@@ -38,6 +38,7 @@ from ._server import emulator_process
 from .bench_throughput import SYSTEM_NAME, capture, transport_floor
 
 FLOOR = "transport floor (aiohttp, bytes only)"
+PAGES_ONLY = "zdactivity pages only, no consumer (prefetch=0)"
 LATENCY = 0.05  # seconds the emulator waits before answering each request, in (b)
 WRITE = 0.05  # seconds the consumer of (b) spends on each batch
 BATCH = 100  # activities per batch: one page
@@ -75,6 +76,16 @@ async def names_only(url: str, agent: Agent, prefetch: int | None) -> Result:
     return count, checksum
 
 
+async def pages_only(url: str, agent: Agent) -> Result:
+    """(a)'s bound for read-ahead: fetch and decode every page, one after another, and touch
+    nothing (the next request needs the decoded page's cursor: this path stays serial)."""
+    count = 0
+    async with _client(url, agent) as zd:
+        async for page in zd.activities.list(prefetch=0).pages():
+            count += len(page.activities)
+    return count, -1
+
+
 async def batched_writes(url: str, agent: Agent, prefetch: int) -> Result:
     """(b): batch activities by 100 and 'write' each batch (``WRITE`` seconds)."""
     count = checksum = 0
@@ -102,7 +113,7 @@ async def batched_writes(url: str, agent: Agent, prefetch: int) -> Result:
 def _same(results: dict[str, Any]) -> Result:
     expected: Result | None = None
     for name, result in results.items():
-        if name == FLOOR:
+        if name in (FLOOR, PAGES_ONLY):
             continue
         if expected is None:
             expected = result
@@ -124,10 +135,13 @@ def measure_no_latency(activities: int, runs: int) -> dict[str, Any]:
             # The default case uses list() without prefetch=: the settings a user gets.
             prefetch = None if depth == DEFAULT_PREFETCH else depth
             cases[label(depth)] = lambda p=prefetch: asyncio.run(names_only(url, agent, p))
+        cases[PAGES_ONLY] = lambda: asyncio.run(pages_only(url, agent))
         for fn in cases.values():  # warm up, untimed (imports, first connections)
             fn()
         samples, results = round_robin(cases, runs)
     count, _ = _same(results)
+    if results[PAGES_ONLY][0] != count:
+        raise AssertionError(f"{PAGES_ONLY} read {results[PAGES_ONLY][0]}, not {count}")
     walls = {name: median(values) for name, values in samples.items()}
     return {
         "activities": count,
@@ -234,7 +248,9 @@ def report(r: dict[str, Any]) -> str:
     w(f"One agent, {a['activities']:,} activities in {a['pages']} pages of 100, a consumer that")
     w("reads only `activity.actor.name`; median of")
     w(f"{a['runs']} runs each. The transport floor GETs the same page URLs one after another")
-    w("with aiohttp and reads the bytes (gzip decoded), nothing else.\n")
+    w("with aiohttp and reads the bytes (gzip decoded), nothing else. The last row fetches and")
+    w("decodes every page with zdactivity and reads nothing: what read-ahead cannot overlap,")
+    w("since the next request needs the decoded page's cursor.\n")
     w("| client | activities/s | x transport floor |")
     w("|---|---|---|")
     floor = a["rates"][FLOOR]
