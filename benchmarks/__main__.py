@@ -55,6 +55,10 @@ def run(quick: bool) -> dict[str, Any]:
         if quick
         else bench_memory.measure_memory(20_000, 100_000, 10_000)
     )
+    print("read-ahead...", flush=True)
+    from . import bench_readahead
+
+    results["readahead"] = bench_readahead.measure(quick)
     results["seconds"] = time.perf_counter() - started
     return results
 
@@ -257,6 +261,10 @@ def report(r: dict[str, Any]) -> str:
     w(f"activities ({ret['n']:,}, tracemalloc): **{ret['attached']:,.0f} bytes** each when kept")
     w(f"as they come (each keeps its page's body alive), **{ret['detached']:,.0f} bytes** each")
     w("after `Activity.detach()`.\n")
+    if "readahead" in r:
+        from . import bench_readahead
+
+        w(bench_readahead.report(r["readahead"]))
     w(analysis(r))
     return "\n".join(out)
 

@@ -37,7 +37,7 @@ def test_quick_benchmark_run_writes_a_results_table(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     results = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
     assert "| # | Figure | zdactivity |" in results
-    for figure in ("throughput", "CPU per", "fan-out", "rate-limit", "peak RSS"):
+    for figure in ("throughput", "CPU per", "fan-out", "rate-limit", "peak RSS", "Read-ahead"):
         assert figure in results
     assert "Quick (smoke) run" in results
     assert (tmp_path / "fanout.png").stat().st_size > 1000

@@ -173,9 +173,10 @@ _steps = st.one_of(
     backlog=st.integers(0, 60),
     page_size=st.integers(1, 25),
     steps=st.lists(_steps, max_size=12),
+    prefetch=st.integers(0, 3),
 )
 async def test_crashes_arrivals_and_page_sizes_never_lose_and_repeat_at_most_once_per_crash(
-    backlog: int, page_size: int, steps: list[tuple[str, object]]
+    backlog: int, page_size: int, steps: list[tuple[str, object]], prefetch: int
 ) -> None:
     wall = [NOW]
     async with Emulator(seed=9, agents=1, activities_per_agent=backlog, clock=lambda: NOW) as emu:
@@ -192,6 +193,7 @@ async def test_crashes_arrivals_and_page_sizes_never_lose_and_repeat_at_most_onc
                     key="k",
                     page_size=page_size,
                     max_pages_per_poll=3,
+                    prefetch=prefetch,  # pages read ahead change nothing
                     sleep=FakeTime().sleep,
                     clock=lambda: wall[0],
                 )

@@ -45,7 +45,7 @@ from .models import (
     ActivityPage,
     UserCache,
 )
-from .pagination import DEFAULT_MAX_PAGES, ActivityPager
+from .pagination import DEFAULT_MAX_PAGES, DEFAULT_PREFETCH, ActivityPager
 from .protocol import Decoder, Pagination, Request
 from .ratelimit import Permit, RateLimitBackend, RateLimiter
 from .retry import RetryPolicy
@@ -526,6 +526,7 @@ class ActivitiesAPI:
         pagination: Pagination = "cursor",
         resume: str | None = None,
         max_pages: int | None = DEFAULT_MAX_PAGES,
+        prefetch: int = DEFAULT_PREFETCH,
     ) -> ActivityPager:
         """The activities of the last 30 days (newest first, as Zendesk sends them).
 
@@ -538,6 +539,10 @@ class ActivitiesAPI:
         ``pagination="offset"`` uses offset pages (limited by Zendesk to 100 pages).
         ``max_pages``: at most this many pages (10,000 by default; None: no bound); a listing
         that still has more then raises :class:`PaginationError` after its last page.
+        ``prefetch``: pages kept fetched or in flight ahead of the consumer (1 by default; 0:
+        each page is requested when the one before is used up). Read-ahead never runs past
+        ``collect(limit=)``; an early ``break`` costs at most ``prefetch`` pages, and leaving
+        (``break``, an error, cancellation) cancels the page in flight.
         Bad arguments raise ValueError/TypeError here, before any request.
         """
         if resume is not None:
@@ -553,7 +558,7 @@ class ActivitiesAPI:
                 cursor=cursor,
                 pagination=pagination,
             )
-        return ActivityPager(self._fetch_page, first, max_pages=max_pages)
+        return ActivityPager(self._fetch_page, first, max_pages=max_pages, prefetch=prefetch)
 
     def watch(
         self,
@@ -572,12 +577,12 @@ class ActivitiesAPI:
         so that leaving the loop commits the activity taken last.
 
         How it polls is a :class:`WatchOptions` (``since``, ``interval``, ``jitter``,
-        ``lookback``, ``page_size``, ``max_pages_per_poll``): pass ``options=``, or those as
-        keywords (given on top of ``options``). With ``checkpoint=`` (and ``key=``), each
-        activity is committed once the consumer has taken it, and a restart resumes there:
-        exactly once within a process that ends cleanly, at most one activity again after a
-        crash. ``poll_gate`` limits concurrent page requests across watchers; ``sleep`` and
-        ``clock`` (aware UTC wall clock) are injectable for tests.
+        ``lookback``, ``page_size``, ``max_pages_per_poll``, ``prefetch``): pass ``options=``,
+        or those as keywords (given on top of ``options``). With ``checkpoint=`` (and
+        ``key=``), each activity is committed once the consumer has taken it, and a restart
+        resumes there: exactly once within a process that ends cleanly, at most one activity
+        again after a crash. ``poll_gate`` limits concurrent page requests across watchers;
+        ``sleep`` and ``clock`` (aware UTC wall clock) are injectable for tests.
         """
         return ActivityWatcher(
             self._fetch_page,

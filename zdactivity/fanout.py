@@ -20,6 +20,11 @@ with ``.key`` and the cause) is raised; only cancellation (and ``KeyboardInterru
 
 Leaving the loop early or cancelling the consumer cancels every fetch. For deterministic
 cleanup on ``break``, wrap it in :func:`contextlib.aclosing`.
+
+``prefetch`` (0 by default) lets each worker's listing read that many pages ahead while the
+worker waits for a queue slot. The workers already overlap one another's requests, so it adds
+little but memory (up to ``prefetch`` more pages per worker); requests in flight stay at most
+``concurrency``, one per worker.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 from .errors import AgentError
 from .models import Activity, ActivityPage
+from .pagination import check_prefetch
 from .protocol import MAX_PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -56,17 +62,20 @@ async def fan_out(
     since: datetime | str | None = None,
     page_size: int = MAX_PAGE_SIZE,
     concurrency: int = 50,
+    prefetch: int = 0,
 ) -> AsyncIterator[tuple[K, Activity]]:
     """Yield ``(key, activity)`` for every activity of every client's stream, as pages arrive.
 
     ``clients`` maps your key (an agent id, an email...) to a client, usually ``with_auth``
     views of one account so that they share its rate limiter. Arguments are checked before any
     request. Each agent's activities come in its server order; agents interleave.
+    ``prefetch``: pages each agent's listing reads ahead (see the module docstring).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive int, not {concurrency!r}")
+    check_prefetch(prefetch)
     pagers = {
-        key: client.activities.list(since=since, page_size=page_size)
+        key: client.activities.list(since=since, page_size=page_size, prefetch=prefetch)
         for key, client in clients.items()
     }
     if not pagers:
@@ -79,9 +88,10 @@ async def fan_out(
         try:
             for key, pager in pending:
                 try:
-                    async for page in pager.pages():
-                        if page.activities:
-                            await queue.put((key, page))
+                    async with pager.pages() as pages:  # cancelling stops its read-ahead
+                        async for page in pages:
+                            if page.activities:
+                                await queue.put((key, page))
                 except Exception as exc:  # this agent's failure, whatever it is: the others go on
                     error = AgentError(key, exc)
                     error.__cause__ = exc

@@ -15,6 +15,11 @@ instead of skipping the rest of it. A poll reads at most ``max_pages_per_poll`` 
 waits an interval and goes on, so that a server that never stops saying ``has_more`` cannot make
 a watcher page forever without pause; memory stays bounded by the lookback, not the listing.
 
+Within a poll, the listing reads ``prefetch`` pages ahead of the consumer (see
+:mod:`zdactivity.pagination`), never past the poll's ``max_pages_per_poll``. A page read ahead
+changes nothing until it is delivered: the position, the ids and the mark move as before, in
+delivery order. ``poll_gate`` is held by each page request itself, read-ahead included.
+
 Guarantee: with a checkpoint store, an activity is committed once the consumer has taken it:
 when it asks for the next one, or when the ``async with`` block around the watcher ends without
 an exception (``break`` included). Delivery is therefore *exactly once* within a process that
@@ -26,7 +31,6 @@ in hand uncommitted: it comes again next time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import random
@@ -39,9 +43,9 @@ from typing import ClassVar, Final, TypedDict, Unpack
 import msgspec
 
 from .checkpoint import Checkpoint, CheckpointStore
-from .models import Activity
-from .pagination import FetchPage, PageIterator
-from .protocol import MAX_PAGE_SIZE, format_since, list_request
+from .models import Activity, ActivityPage
+from .pagination import DEFAULT_PREFETCH, FetchPage, PageIterator, check_prefetch
+from .protocol import MAX_PAGE_SIZE, Request, format_since, list_request
 
 __all__ = [
     "DEFAULT_MAX_PAGES_PER_POLL",
@@ -93,7 +97,8 @@ class WatchOptions:
     ``interval`` seconds between polls, spread by ``jitter`` (a share, 0 <= jitter < 1);
     ``lookback`` re-reads that much before the high-water mark to catch activities that show up
     late. ``page_size`` is 1..:data:`~zdactivity.protocol.MAX_PAGE_SIZE`. A poll reads at most
-    ``max_pages_per_poll`` pages, then waits an interval before reading on.
+    ``max_pages_per_poll`` pages, then waits an interval before reading on. ``prefetch``: pages
+    of a poll's listing kept fetched or in flight ahead of the consumer (0: none).
     :meth:`replace` gives a copy with some options changed.
     """
 
@@ -103,6 +108,7 @@ class WatchOptions:
     lookback: timedelta = timedelta(minutes=10)
     page_size: int = MAX_PAGE_SIZE
     max_pages_per_poll: int = DEFAULT_MAX_PAGES_PER_POLL
+    prefetch: int = DEFAULT_PREFETCH
 
     def __post_init__(self) -> None:
         if self.since is not None:
@@ -128,6 +134,7 @@ class WatchOptions:
         pages = self.max_pages_per_poll
         if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
             raise ValueError(f"max_pages_per_poll must be a positive int, not {pages!r}")
+        check_prefetch(self.prefetch)
 
     def replace(self, **changes: Unpack[WatchSettings]) -> WatchOptions:
         """A copy with ``changes`` (checked like the original)."""
@@ -153,6 +160,7 @@ class WatchSettings(TypedDict, total=False):
     lookback: timedelta
     page_size: int
     max_pages_per_poll: int
+    prefetch: int
 
 
 class ActivityWatcher:
@@ -188,10 +196,9 @@ class ActivityWatcher:
             raise ValueError("a checkpoint store needs key= (the agent's name in the store)")
         self.options = options
         self._since = None if options.since is None else format_since(options.since)
-        self._fetch_page = fetch_page
+        self._fetch_page = fetch_page if poll_gate is None else _gated(fetch_page, poll_gate)
         self._store = checkpoint
         self.key = key
-        self._gate = poll_gate
         self._sleep = sleep
         self._clock = clock or _utc_now
         self._rng = rng or random.Random()
@@ -263,11 +270,20 @@ class ActivityWatcher:
             await self.aclose()
         else:
             self._taken = None  # not handled: it comes again next time
+            await self._close_listing()
 
     async def aclose(self) -> None:
-        """Commit the activity the consumer took last, and stop."""
-        await self._commit_taken()
-        self._pages = None
+        """Commit the activity the consumer took last, and stop (the page in flight, if any,
+        is cancelled)."""
+        try:
+            await self._commit_taken()
+        finally:
+            await self._close_listing()
+
+    async def _close_listing(self) -> None:
+        pages, self._pages = self._pages, None
+        if pages is not None:
+            await pages.aclose()
 
     def next_delay(self) -> float:
         """The jittered seconds to wait before the next poll."""
@@ -353,7 +369,8 @@ class ActivityWatcher:
             self._fresh = cursor is None
         self._next_cursor = cursor
         first = list_request(since=position.since, page_size=self.options.page_size, cursor=cursor)
-        self._pages = PageIterator(self._fetch_page, first)
+        self._pages = PageIterator(self._fetch_page, first, prefetch=self.options.prefetch)
+        self._pages._read_no_further(pages=self.max_pages_per_poll)  # then the poll pauses
         self._pages_read = 0
 
     async def _read_page(self) -> None:
@@ -365,11 +382,10 @@ class ActivityWatcher:
             self._open()
         pages, position = self._pages, self._position
         assert pages is not None and position is not None
-        async with self._gate or contextlib.nullcontext():
-            try:
-                page = await pages.__anext__()
-            except StopAsyncIteration:
-                page = None
+        try:
+            page = await pages.__anext__()
+        except StopAsyncIteration:
+            page = None
         if page is None:
             await self._finish_poll()
             return
@@ -439,3 +455,13 @@ class ActivityWatcher:
         self._pages = None
         self._pause = True
         await self._save()
+
+
+def _gated(fetch_page: FetchPage, gate: asyncio.Semaphore) -> FetchPage:
+    """``fetch_page`` holding ``gate`` for each request (read-ahead ones too)."""
+
+    async def fetch(request: Request) -> ActivityPage:
+        async with gate:
+            return await fetch_page(request)
+
+    return fetch
