@@ -258,6 +258,14 @@ def test_two_workers_split_the_agents_and_hand_over_on_sigterm(
     two = Lines([*args, "--worker-id", "two"], env)
     got: list[tuple[str, int]] = []
     deadline = time.monotonic() + 60
+    # Both workers have joined (so both handle SIGTERM: a loaded machine may start one late).
+    members: object = []
+    while time.monotonic() < deadline:
+        members = redis_call(redis_server.url, "ZRANGE", "zdactivity:{g1}:members", "0", "-1")
+        if isinstance(members, list) and {b"one", b"two"} <= set(members):
+            break
+        time.sleep(0.1)
+    assert isinstance(members, list) and {b"one", b"two"} <= set(members), members
     while len(set(got)) < total and time.monotonic() < deadline:
         for worker in (one, two):
             while not worker.lines.empty():
