@@ -33,6 +33,12 @@ Two stores implement the :class:`CheckpointStore` protocol:
 
 Any object with ``load``/``save``/``close`` coroutines (say, backed by Redis or Postgres) can
 stand in for these; ``isinstance(obj, CheckpointStore)`` checks the shape.
+
+A store may also commit a consumer's writes together with a checkpoint, which makes output kept
+in the store's own database exactly once (``Fleet.writes``): it then offers ``writes(key)``, an
+object on which the handler stages them, and ``save(key, checkpoint, writes=...)``, which
+stores both or neither (:class:`zdactivity.redis.RedisCheckpointStore` does). The stores here do
+not: ``Fleet.writes`` raises :class:`WritesNotSupportedError` with them.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ __all__ = [
     "CheckpointStore",
     "MemoryCheckpointStore",
     "SQLiteCheckpointStore",
+    "WritesNotSupportedError",
 ]
 
 _T = TypeVar("_T")
@@ -67,6 +74,10 @@ _INT64_MAX = 2**63 - 1
 #: Version of the table layout, kept in SQLite's ``user_version``.
 _SCHEMA_VERSION = 2  # 2 added the position column
 _TABLE = "zdactivity_checkpoints"
+
+
+class WritesNotSupportedError(TypeError):
+    """This checkpoint store cannot commit a consumer's writes together with a checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
