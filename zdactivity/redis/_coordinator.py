@@ -162,6 +162,9 @@ class RedisCoordinator:
         self.safety = safety
         self.owned: dict[str, Ownership] = {}
         self.members: list[str] = []
+        #: Loop time of the last heartbeat that reached Redis (None before the first): how long
+        #: this worker has been cut off, for a caller that gives up after a while.
+        self.last_contact: float | None = None
         self._joined = False
         self._heartbeat_script: Any = redis.register_script(_HEARTBEAT)
         self._renew_script: Any = redis.register_script(_RENEW)
@@ -204,6 +207,7 @@ class RedisCoordinator:
         raw = await self._heartbeat_script(
             keys=[self.members_key], args=[self.worker_id, self._lease_ms, "1"]
         )
+        self.last_contact = loop.time()
         self.members = [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
         first = not self._joined
         self._joined = True
