@@ -206,6 +206,7 @@ async def test_the_script_refuses_commands_outside_the_whitelist(
         (["1", "FLUSHALL", "2", "0"], [rkey, "victim"]),
         (["1", "RPUSH", "1", "1", "x"], [rkey]),  # the checkpoint's own key
         (["1", "RPUSH", "3", "1", "x"], [rkey, "victim"]),  # no such key
+        (["2", "SET", "2", "1", "x", "RPUSH", "2", "1", "x"], [rkey, "victim"]),  # two types
     ]:
         await r.set("victim", "kept")
         with pytest.raises(Exception, match="ZDACTIVITY writes"):

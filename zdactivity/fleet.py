@@ -36,8 +36,8 @@
   another activity. :meth:`Fleet.stop` commits and releases the worker's agents and leaves the
   group, so the others take them over at their next heartbeat.
 - :meth:`Fleet.writes` gives the handler the writes to commit together with its activity, in
-  the same transaction as the checkpoint (stores that can, e.g. Redis): output kept there is
-  exactly once, across crashes and zombie workers.
+  the same transaction as the checkpoint (Redis commands, or SQL statements with SQLite): output
+  kept in the store's database is exactly once, across crashes and zombie workers.
 """
 
 from __future__ import annotations
@@ -217,9 +217,11 @@ class Fleet(AsyncClosing):
         :class:`~zdactivity.redis.RedisWrites`). The save that commits the activity applies
         them and the checkpoint in one transaction, behind the same fence: both are stored or
         neither, so output in the store's own database is exactly once, across crashes and
-        zombie workers. A handler that raises drops them (the activity comes again). Stores
-        without the hook (memory, SQLite) raise :class:`WritesNotSupportedError`; for output
-        elsewhere, dedupe by ``activity.id``.
+        zombie workers. A handler that raises drops them (the activity comes again).
+        :class:`~zdactivity.checkpoint.SQLiteCheckpointStore` stages SQL statements instead
+        (:class:`~zdactivity.checkpoint.SQLiteWrites`); a store without the hook (memory)
+        raises :class:`~zdactivity.checkpoint.WritesNotSupportedError`. For output elsewhere,
+        dedupe by ``activity.id``.
         """
         view = _handling.get()
         if view is None or view._key != key:
@@ -231,8 +233,8 @@ class Fleet(AsyncClosing):
             if factory is None:
                 raise WritesNotSupportedError(
                     f"{type(self.store).__name__} cannot commit writes with a checkpoint; use a "
-                    "store that can (zdactivity.redis.RedisCheckpointStore), or dedupe by "
-                    "activity.id"
+                    "store that can (RedisCheckpointStore, SQLiteCheckpointStore), or dedupe "
+                    "by activity.id"
                 )
             view.staged = factory(key)
         return view.staged

@@ -46,7 +46,7 @@ KEY_TYPES: Final = {
 #: them. Expects ``i`` (the ARGV index of the command count) and ``KEY_TYPES``.
 LUA_WRITES = """
 local n = tonumber(ARGV[i])
-local planned = {}
+local planned, kinds = {}, {}
 i = i + 1
 for c = 1, n do
   local name, k, nargs = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
@@ -56,6 +56,11 @@ for c = 1, n do
   end
   local args = {}
   for j = 1, nargs do args[j] = ARGV[i + 2 + j] end
+  local kind = want == '' and 'string' or want
+  if (kinds[k] or kind) ~= kind then
+    return redis.error_reply('ZDACTIVITY writes: ' .. name .. ' on a ' .. kinds[k] .. ' key')
+  end
+  kinds[k] = kind
   if want ~= '' then
     local has = redis.call('TYPE', k)['ok']
     if has ~= 'none' and has ~= want then
