@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 REDIS_TIMEOUT = 2.0
 #: The documented bound after the last heartbeat, plus a heartbeat and slack for a loaded
 #: machine (interpreter start-up is before the kill, so not counted).
-BOUND = REDIS_TIMEOUT + 2 * SHUTDOWN + 1 + 10
+BOUND = REDIS_TIMEOUT + 2 * SHUTDOWN + 2 + 10
 
 
 @pytest.mark.parametrize("how", ["killed", "frozen"])

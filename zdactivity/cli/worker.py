@@ -13,8 +13,9 @@ Without Redis a worker can neither commit nor keep its agents, and other workers
 reach Redis take them over when their leases lapse. So once no heartbeat has reached Redis for
 ``--redis-timeout`` seconds (30), the worker stops (handlers in progress get a few seconds),
 prints one line, ``zdactivity: Redis at URL unreachable for N s: ...``, and exits with code 5,
-within ``--redis-timeout`` + :data:`SHUTDOWN` + 1 seconds of its last heartbeat. Nothing is lost:
-what it handled but could not commit is delivered again by the next owner.
+within ``--redis-timeout`` + 2 x :data:`SHUTDOWN` + 2 seconds of its last heartbeat, whether
+Redis refuses connections or hangs. Nothing is lost: what it handled but could not commit is
+delivered again by the next owner.
 """
 
 from __future__ import annotations
@@ -174,8 +175,8 @@ async def work(
             finally:
                 watchdog.cancel()
                 out.flush()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(store.close(), SHUTDOWN)
+                with contextlib.suppress(TimeoutError):  # its saves ended with the tasks
+                    await asyncio.wait_for(store.close(), 1.0 if cut_off else SHUTDOWN)
         if cut_off:
             raise RedisFailure(
                 EXIT_NETWORK,
