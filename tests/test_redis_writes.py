@@ -243,9 +243,16 @@ async def test_fleet_writes_are_exactly_once_through_a_failing_handler(
             fleet.add(str(agent.user_id), root.with_auth(token(agent)))
         want = {f"{a.user_id} {act['id']}" for a in emu.agents for act in emu.activities_for(a)}
         calls: list[int] = []
+        crossed: list[str] = []
+        keys = fleet.keys
 
         async def handler(key: str, activity: zdactivity.Activity) -> None:
             calls.append(activity.id)
+            other = keys[(keys.index(key) + 1) % len(keys)]
+            try:
+                fleet.writes(other)  # only its own agent's: never another activity's commit
+            except RuntimeError as exc:
+                crossed.append(str(exc))
             fleet.writes(key).rpush("out", f"{key} {activity.id}").hincrby("count", key, 1)
             if calls.count(activity.id) == 1 and activity.id % 2:
                 raise RuntimeError("downstream failed after staging")
@@ -262,6 +269,7 @@ async def test_fleet_writes_are_exactly_once_through_a_failing_handler(
     out = await r.lrange("out", 0, -1)
     counts = await r.hgetall("count")
     await r.aclose()
+    assert len(crossed) == len(calls) and "cannot stage writes" in crossed[0]
     assert len(calls) > len(want)  # handlers ran more than once...
     assert sorted(out) == sorted(want)  # ...the output holds each activity once
     assert sum(int(n) for n in counts.values()) == len(want)

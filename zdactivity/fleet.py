@@ -100,7 +100,7 @@ class _AgentView:
 
     def __init__(self, store: Any, key: str, ownership: Any, status: AgentStatus) -> None:
         self._store = store
-        self._key = key
+        self.key = key
         self._ownership = ownership
         self._status = status
         self.handling = False  # the handler has an activity of this agent in hand
@@ -110,8 +110,8 @@ class _AgentView:
         return await self._store.load(key)
 
     async def save(self, key: str, checkpoint: Any) -> None:
-        if key != self._key:
-            raise ValueError(f"this view saves only {self._key!r}")
+        if key != self.key:
+            raise ValueError(f"this view saves only {self.key!r}")
         staged, self.staged = self.staged, None
         extra: dict[str, Any] = {}
         if staged is not None:
@@ -223,9 +223,11 @@ class Fleet(AsyncClosing):
         raises :class:`~zdactivity.checkpoint.WritesNotSupportedError`. For output elsewhere,
         dedupe by ``activity.id``.
         """
-        view = _handling.get()
-        if view is None or view._key != key:
+        view = _handling.get()  # set in the agent's task: the handler's own agent
+        if view is None:  # stream(): the consumer's task
             view = self._views.get(key)
+        elif view.key != key:
+            raise RuntimeError(f"the handler of {view.key!r} cannot stage writes for {key!r}")
         if view is None or not view.handling:
             raise RuntimeError(f"writes({key!r}) is for the handler of {key!r}, while it runs")
         if view.staged is None:
