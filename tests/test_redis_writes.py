@@ -188,6 +188,27 @@ async def test_a_write_that_cannot_run_writes_nothing(
     assert await store.load("a") == cp(1)
 
 
+async def test_every_command_runs(store: RedisCheckpointStore, r: aioredis.Redis) -> None:
+    scores = [0.0, -0.0, 1.5, -2.25, 1e300, -1e-300, 5e-324, 2**53 + 1.0]
+    writes = store.writes("a").set("s", b"\xff\x00").sadd("set", 1, "b").incrby("n", 10**15)
+    writes.zadd("z", {f"m{i}": x for i, x in enumerate(scores)}).hset("h", {"f": 1.25})
+    await store.save("a", cp(1), writes=writes.xadd("x", {"a": 1, "b": "two"}))
+    raw = aioredis.Redis.from_url(store_url(r))
+    try:
+        assert await raw.get("s") == b"\xff\x00"
+    finally:
+        await raw.aclose()
+    assert await r.smembers("set") == {"1", "b"} and await r.get("n") == str(10**15)
+    assert [s for _m, s in await r.zrange("z", 0, -1, withscores=True)] == sorted(scores)
+    assert await r.hget("h", "f") == "1.25"
+    assert [f for _id, f in await r.xrange("x")] == [{"a": "1", "b": "two"}]
+
+
+def store_url(r: aioredis.Redis) -> str:
+    kwargs = r.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/0"
+
+
 async def test_increments_on_integers_run(store: RedisCheckpointStore, r: aioredis.Redis) -> None:
     await r.set("n", "-5")
     await r.hset("h", "f", "0")
@@ -207,11 +228,20 @@ async def test_the_script_refuses_commands_outside_the_whitelist(
         (["1", "RPUSH", "1", "1", "x"], [rkey]),  # the checkpoint's own key
         (["1", "RPUSH", "3", "1", "x"], [rkey, "victim"]),  # no such key
         (["2", "SET", "2", "1", "x", "RPUSH", "2", "1", "x"], [rkey, "victim"]),  # two types
+        (["1", "SET", "2", "0"], [rkey, "victim"]),  # no value
+        (["1", "SET", "2", "2", "x", "NX"], [rkey, "victim"]),  # options
+        (["1", "INCRBY", "3", "1", "1.5"], [rkey, "victim", "n"]),
+        (["1", "HSET", "3", "1", "f"], [rkey, "victim", "h"]),
+        (["1", "XADD", "3", "3", "0-1", "f", "v"], [rkey, "victim", "s"]),  # an explicit id
+        (["1", "ZADD", "3", "2", "nan", "m"], [rkey, "victim", "z"]),
+        (["1", "ZADD", "3", "3", "XX", "1", "m"], [rkey, "victim", "z"]),
+        (["2", "RPUSH", "3", "1", "x", "SET", "2", "1"], [rkey, "victim", "l"]),  # arguments
     ]:
         await r.set("victim", "kept")
         with pytest.raises(Exception, match="ZDACTIVITY writes"):
             await r.eval(CHECKPOINT_SAVE_LUA, len(keys), *keys, *base, *argv)
         assert await r.get("victim") == "kept" and await r.exists(rkey) == 0
+        assert await r.exists("n", "h", "s", "z", "l") == 0
 
 
 async def test_a_retried_save_runs_its_writes_once(r: aioredis.Redis) -> None:

@@ -45,17 +45,41 @@ KEY_TYPES: Final = {
 #: Checks every staged command (the whitelist, the key's type, integers to increment), then runs
 #: them. Expects ``i`` (the ARGV index of the command count) and ``KEY_TYPES``.
 LUA_WRITES = """
+local function well_formed(name, args, nargs)  -- what RedisWrites stages, and nothing else
+  if name == 'SET' then return nargs == 1 end
+  if name == 'INCRBY' or name == 'HINCRBY' then
+    local amount = args[nargs]
+    return nargs == (name == 'INCRBY' and 1 or 2) and #amount <= 17
+      and string.match(amount, '^%-?%d+$') ~= nil
+  end
+  if name == 'HSET' then return nargs % 2 == 0 end
+  if name == 'XADD' then return nargs % 2 == 1 and nargs >= 3 and args[1] == '*' end
+  if name == 'ZADD' then
+    if nargs % 2 == 1 then return false end
+    for j = 1, nargs, 2 do
+      local score = tonumber(args[j])
+      if score == nil or score ~= score or score == math.huge or score == -math.huge
+        or string.match(args[j], '^[-+]?[%d.]+e?[-+]?%d*$') == nil then
+        return false
+      end
+    end
+  end
+  return true
+end
 local n = tonumber(ARGV[i])
 local planned, kinds = {}, {}
 i = i + 1
 for c = 1, n do
   local name, k, nargs = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
   local want = KEY_TYPES[name]
-  if want == nil or k == nil or k == KEYS[1] then
+  if want == nil or k == nil or k == KEYS[1] or not nargs or nargs < 1 or nargs > 1000 then
     return redis.error_reply('ZDACTIVITY writes: command ' .. tostring(name) .. ' refused')
   end
   local args = {}
   for j = 1, nargs do args[j] = ARGV[i + 2 + j] end
+  if #args ~= nargs or not well_formed(name, args, nargs) then
+    return redis.error_reply('ZDACTIVITY writes: ' .. name .. ' arguments refused')
+  end
   local kind = want == '' and 'string' or want
   if (kinds[k] or kind) ~= kind then
     return redis.error_reply('ZDACTIVITY writes: ' .. name .. ' on a ' .. kinds[k] .. ' key')
