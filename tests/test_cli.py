@@ -14,11 +14,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zdactivity.testing import Agent, Emulator, Fault
 
@@ -135,7 +138,8 @@ def test_demo_small_account() -> None:
     activities, pages = int(match.group(1)), int(match.group(2))
     assert activities > 100
     assert -(-activities // 10) <= pages <= activities // 10 + 5
-    assert re.search(r"requests:\s+\d+ \(\d+ retries, \d+ answered 429\)", out)
+    assert re.search(r"requests:\s+\d+ seen by the emulator \(\d+ answered 200; .*429", out)
+    assert re.search(r"\d+ sent by zdactivity, \d+ of them retries", out)
     assert re.search(r"throughput:\s+[\d,]+ activities/s", out)
     assert len(out.split("latest:")[1].strip().splitlines()) == 5
     assert result.stderr == ""  # no progress line: stderr is not a TTY
@@ -382,7 +386,7 @@ def test_tail_resumes_from_its_state_file_without_repeats(
     ]
     env = agent_env(live, agent)
     state = str(tmp_path / "tail.db")
-    args = ["tail", "--interval", "0.3", "--state", state]
+    args = ["tail", "--interval", "0.3", "--state", state, "--since", "10m"]
 
     first = Lines(args, env)
     seen = [r["id"] for r in first.take(3)]
@@ -533,3 +537,275 @@ def test_emulator_command_serves_until_interrupted(live: LiveEmulator) -> None:
         _out, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def _banner(proc: subprocess.Popen[str]) -> list[str]:
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl-C"):
+            break
+    return lines
+
+
+def _exported(line: str) -> dict[str, str]:
+    """The ZENDESK_* variables an ``export ...`` line of the emulator's banner sets."""
+    return dict(word.split("=", 1) for word in line.split("export ", 1)[1].split() if "=" in word)
+
+
+def test_emulator_on_every_interface_prints_lines_that_work(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zdactivity", "emulator", "--host", "0.0.0.0", "--port", "0"],
+        env=base_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = _banner(proc)
+        here = _exported(next(line for line in banner if line.startswith("export ")))
+        assert here["ZENDESK_URL"].startswith("http://127.0.0.1:")  # not 0.0.0.0
+        counted = zd(None, "count", env=here)
+        assert counted.returncode == 0, counted.stderr
+        elsewhere = [line for line in banner if line.startswith("From another machine:")]
+        assert len(elsewhere) <= 1
+        if elsewhere:  # this machine has an address besides loopback
+            remote = _exported(elsewhere[0])
+            assert remote.pop("ZENDESK_ALLOW_HTTP") == "1"
+            # Without the opt-in, plain http off loopback is refused, and the message says how.
+            one_error_line(zd(None, "count", env=remote), 2, r"plain http.*--allow-http")
+            for opt_in in (["--allow-http"], []):
+                env = remote if opt_in else {**remote, "ZENDESK_ALLOW_HTTP": "1"}
+                counted = zd(None, "count", *opt_in, env=env)
+                assert counted.returncode == 0, counted.stderr
+                assert json.loads(counted.stdout)["value"] > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+
+
+def test_allow_http_is_needed_off_loopback_and_checked() -> None:
+    env = {"ZENDESK_URL": "http://192.0.2.1:9", "ZENDESK_OAUTH_TOKEN": "t"}
+    one_error_line(zd(None, "count", env=env), 2, r"plain http.*--allow-http")
+    one_error_line(zd(None, "count", env={**env, "ZENDESK_ALLOW_HTTP": "maybe"}), 2, "ALLOW_HTTP")
+    # Allowed: it gets as far as the network (nothing listens there: refused or timed out).
+    result = zd(None, "count", "--allow-http", "--timeout", "0.2", "--max-tries", "1", env=env)
+    one_error_line(
+        result,
+        5,
+        r"network error: (could not connect to|cannot connect to|connection refused by|"
+        r"the connection to) "
+        r"192\.0\.2\.1:9",
+    )
+
+
+def test_global_options_go_before_or_after_the_subcommand(live: LiveEmulator) -> None:
+    env = agent_env(live, live.emu.agents[0])
+    for args in (["-v", "count"], ["count", "-v"], ["count", "--verbose"]):
+        result = zd(live, *args, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "GET /api/v2/activities/count -> 200" in result.stderr, args
+    quiet = zd(live, "count", env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_since_takes_a_plain_date_as_utc_midnight(live: LiveEmulator) -> None:
+    agent = live.emu.agents[1]
+    expected = live.call(live.emu.activities_for, agent)
+    day = expected[len(expected) // 2]["created_at"][:10]
+    result = zd(live, "list", "--since", day, env=agent_env(live, agent))
+    assert result.returncode == 0, result.stderr
+    midnight = f"{day}T00:00:00Z"
+    assert [r["id"] for r in json_lines(result.stdout)] == [
+        a["id"] for a in expected if a["created_at"] >= midnight
+    ]
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("since", "pattern"),
+    [
+        ("", r"--since is empty"),
+        ("   ", r"--since is empty"),
+        ("-5d", r"bad --since '-5d': .*never negative"),
+        ("-12h", r"never negative"),
+        ("2026-02-30", r"bad --since '2026-02-30'"),
+    ],
+)
+def test_since_edges_are_one_clear_line(since: str, pattern: str) -> None:
+    env = {"ZENDESK_URL": "http://127.0.0.1:9", "ZENDESK_OAUTH_TOKEN": "t"}
+    for command in ("list", "tail"):
+        result = zd(None, command, "--since", since, env=env)
+        one_error_line(result, 2, pattern)
+        assert "usage:" not in result.stderr
+
+
+def test_since_before_the_30_day_window_warns_once(live: LiveEmulator) -> None:
+    agent = live.emu.agents[2]
+    env = agent_env(live, agent)
+    result = zd(live, "list", "--since", "40d", env=env)
+    assert result.returncode == 0, result.stderr
+    assert len(json_lines(result.stdout)) == len(live.call(live.emu.activities_for, agent))
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 1, result.stderr
+    assert re.match(
+        r"zdactivity: warning: --since 40d is more than 30 days ago; .*last 30", warnings[0]
+    )
+    inside = zd(live, "list", "--since", "29d", "--limit", "1", env=env)
+    assert inside.returncode == 0 and inside.stderr == ""
+
+
+def test_tail_help_says_where_it_starts_and_the_interval_default() -> None:
+    result = zd(None, "tail", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "starts from NOW" in text
+    assert "--since 30d" in text
+    assert "(default 60)" in text
+
+
+def test_tail_starts_from_now_without_since(live: LiveEmulator) -> None:
+    emu = live.emu
+    agent = live.call(emu.add_agent, "Tail From Now")
+    old = [
+        live.call(emu.add_activity, agent, created_at=datetime.now(UTC) - timedelta(hours=h))["id"]
+        for h in (3, 2)
+    ]
+    polls = live.call(lambda: len(emu.requests))
+    tail = Lines(["tail", "--interval", "0.2"], agent_env(live, agent))
+    # Once it has polled, it has chosen where to start: what is added from then on is new.
+    deadline = time.monotonic() + 30
+    while live.call(lambda: len(emu.requests)) == polls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    new = [live.call(emu.add_activity, agent)["id"] for _ in range(2)]
+    got = [r["id"] for r in tail.take(2)]
+    code, rest, stderr = tail.stop(signal.SIGTERM)
+    check_output(live, "", stderr)
+    assert code == 0, stderr
+    assert got + [r["id"] for r in rest] == new
+    assert not set(old) & set(got)
+
+
+async def test_the_demos_figures_are_the_emulators_own_counts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from collections import Counter
+
+    from zdactivity.cli.demo import run_demo
+
+    counts: dict[str, Any] = {}
+
+    def done(emu: Emulator) -> None:
+        counts["requests"] = emu.requests
+        counts["listable"] = sum(len(emu.activities_for(a)) for a in emu.agents)
+        counts["seeded"] = sum(len(emu.activities_for(a, window=False)) for a in emu.agents)
+
+    assert await run_demo(12, 40, 10, on_done=done) == 0
+    out = capsys.readouterr().out
+    requests = counts["requests"]
+
+    account = re.search(
+        r"account:\s+12 agents, 40 activities each over the last 31 days "
+        r"\(Zendesk lists 30\); (\d+) faults injected",
+        out,
+    )
+    assert account is not None, out
+    injected = int(account.group(1))
+    assert counts["seeded"] == 12 * 40
+    assert injected == sum(1 for r in requests if r.fault is not None)  # every one fired
+
+    listed = re.search(
+        r"activities:\s+(\d+) in (\d+) pages: all of the last 30 days "
+        r"\((\d+) older are outside the window\)",
+        out,
+    )
+    assert listed is not None, out
+    assert int(listed.group(1)) == counts["listable"]
+    assert int(listed.group(2)) == sum(1 for r in requests if r.status == 200)
+    assert int(listed.group(3)) == counts["seeded"] - counts["listable"]
+
+    seen = re.search(r"requests:\s+(\d+) seen by the emulator \((\d+) answered 200; (.*)\)", out)
+    assert seen is not None, out
+    assert int(seen.group(1)) == len(requests)
+    statuses = Counter(r.status for r in requests)
+    assert int(seen.group(2)) == statuses[200]
+    shown, natural = {}, 0
+    for part in seen.group(3).split(", "):
+        match = re.fullmatch(
+            r"(\d+) (\d{3}|resets?)(?: \((\d+) (?:from the rate limit "
+            r"itself|not injected)\))?",
+            part,
+        )
+        assert match is not None, part
+        shown[match.group(2)] = int(match.group(1))
+        natural += int(match.group(3) or 0)
+    assert shown == {
+        ("resets" if s == 0 and n > 1 else "reset" if s == 0 else str(s)): n
+        for s, n in statuses.items()
+        if s != 200
+    }
+    assert natural == sum(1 for r in requests if r.status != 200 and r.fault is None)
+
+    sent = re.search(
+        r"(\d+) sent by zdactivity, (\d+) of them retries(?:; aiohttp resent "
+        r"(\d+) itself after a reset)?\n",
+        out,
+    )
+    assert sent is not None, out
+    by_us, retries, by_aiohttp = int(sent.group(1)), int(sent.group(2)), int(sent.group(3) or 0)
+    assert by_us + by_aiohttp == len(requests)  # the two counts add up to what the server saw
+    failed = sum(n for s, n in statuses.items() if s != 200)
+    # Each failure (an injected fault, or a 429 of the rate limit) was retried once by
+    # zdactivity or resent once by aiohttp.
+    assert retries + by_aiohttp == failed == injected + natural
+    assert re.search(
+        r"rate limit:\s+700 requests / 60 s \(Enterprise plan\), scaled to \d+ "
+        r"requests / 1 s \(",
+        out,
+    )
+
+
+# --------------------------------------------------------------------------- --since, purely
+
+NOW_FIXED = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+@settings(deadline=None)  # the first example imports the CLI
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from("smhd"), st.booleans())
+def test_a_duration_counts_back_and_a_negative_one_is_refused(
+    amount: int, unit: str, spaced: bool
+) -> None:
+    from zdactivity.cli import UsageError, parse_since
+
+    text = f"{amount}{' ' if spaced else ''}{unit}"
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    try:
+        expected: datetime | None = NOW_FIXED - timedelta(**{units[unit]: amount})
+    except OverflowError:
+        expected = None
+    if expected is None:
+        with pytest.raises(UsageError, match="too far back"):
+            parse_since(text, now=NOW_FIXED)
+    else:
+        assert parse_since(text, now=NOW_FIXED) == expected
+    with pytest.raises(UsageError, match="never negative"):
+        parse_since(f"-{text}", now=NOW_FIXED)
+
+
+@settings(deadline=None)  # the first example imports the CLI
+@given(st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)))
+def test_a_plain_date_is_utc_midnight(day: date) -> None:
+    from zdactivity.cli import parse_since
+
+    assert parse_since(day.isoformat(), now=NOW_FIXED) == datetime.combine(day, dt_time(), UTC)
+
+
+@settings(deadline=None)  # the first example imports the CLI
+@given(st.text(alphabet=" \t", max_size=3))
+def test_an_empty_since_is_refused(blank: str) -> None:
+    from zdactivity.cli import UsageError, parse_since
+
+    with pytest.raises(UsageError, match="--since is empty"):
+        parse_since(blank)

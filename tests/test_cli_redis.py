@@ -222,7 +222,7 @@ def test_tail_keeps_its_checkpoint_in_redis(live: LiveEmulator, redis_server: Re
         for m in (3, 2, 1)
     ]
     env = {**agent_env(live, agent), "ZDACTIVITY_REDIS_URL": redis_server.url}
-    args = ["tail", "--interval", "0.3", "--key", "tail-me"]
+    args = ["tail", "--interval", "0.3", "--key", "tail-me", "--since", "10m"]
     first = Lines(args, env)
     seen = [r["id"] for r in first.take(3)]
     assert seen == added
@@ -290,7 +290,7 @@ def test_tail_stops_in_one_line_when_redis_goes_away(
     url = f"redis://:{PASSWORD}@127.0.0.1:{redis_server.port}/0"
     redis_call(redis_server.url, "CONFIG", "SET", "requirepass", PASSWORD)
     env = {**agent_env(live, agent), "ZDACTIVITY_REDIS_URL": url}
-    tail = Lines(["tail", "--interval", "0.3", "--key", "outage"], env)
+    tail = Lines(["tail", "--interval", "0.3", "--key", "outage", "--since", "10m"], env)
     first = live.call(emu.add_activity, agent)["id"]
     assert [r["id"] for r in tail.take(1)] == [first]
     redis_server.stop(signal.SIGKILL)

@@ -63,3 +63,58 @@ def test_usage_error_exit_code() -> None:
         check=False,
     )
     assert result.returncode == 2
+
+
+_OPTION = re.compile(r"(?<![\w-])(--?[a-z][a-z-]*)")
+
+
+def readme_cli_summary() -> dict[str, set[str]]:
+    """Each subcommand's options as the README's command-line summary lists them: its own
+    line(s), plus the groups of shared options whose heading names it (or every command)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The command line\n", 1)[1]
+    block = re.search(r"^```\n(.*?)^```", section, re.S | re.M)
+    assert block is not None
+    own: dict[str, set[str]] = {}
+    shared: list[tuple[str, set[str]]] = []  # (heading, its options)
+    current: set[str] | None = None
+    for line in block.group(1).splitlines():
+        command = re.match(r"zdactivity ([a-z][a-z-]*)", line)
+        if not line.strip() or line.startswith("zdactivity -"):  # the top level's own
+            current = None
+        elif command:
+            current = own.setdefault(command.group(1), set())
+            current.update(_OPTION.findall(line[command.end() :]))
+        elif line.endswith(":"):
+            current = set()
+            shared.append((line, current))
+        else:
+            assert current is not None, f"a line the test cannot place: {line!r}"
+            current.update(_OPTION.findall(line))
+    documented = {}
+    for name, options in own.items():
+        documented[name] = set(options)
+        for heading, group in shared:
+            if "every command" in heading or re.search(rf"[(, ]{re.escape(name)}[,)]", heading):
+                documented[name] |= group
+    return documented
+
+
+def test_the_readme_lists_every_option_of_every_command() -> None:
+    # The README's summary is compared with the parser itself, so neither can drift.
+    import argparse
+
+    from zdactivity.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    documented = readme_cli_summary()
+    assert set(documented) == set(sub.choices)
+    for name, command in sub.choices.items():
+        known = {option for action in command._actions for option in action.option_strings}
+        for action in command._actions:
+            if action.option_strings:  # listed, by one of its spellings (-v or --verbose)
+                assert set(action.option_strings) & documented[name], (name, action.option_strings)
+        assert documented[name] <= known, (name, documented[name] - known)  # nothing stale
+    assert "--version" in {o for a in parser._actions for o in a.option_strings}
+    assert "zdactivity --version" in (ROOT / "README.md").read_text()

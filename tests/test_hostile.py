@@ -248,6 +248,7 @@ async def test_tail_commits_only_what_it_printed(tmp_path: Path) -> None:
         )
         state = str(tmp_path / "tail.db")
         command = [sys.executable, "-m", "zdactivity", "tail", "--interval", "0.2"]
+        command += ["--since", "10m"]  # tail starts from now without it
         command += ["--state", state]
 
         def start() -> subprocess.Popen[bytes]:
@@ -1591,3 +1592,139 @@ async def test_a_custom_auth_with_a_line_break_is_refused_before_anything_is_sen
 
 
 # (end of security)
+
+
+# === Network failures in words (issue 13, item 7) =============================================
+
+_JARGON = ("Cannot connect to host", "ssl:default", "ClientConnector", "aiohttp", "-> None")
+
+
+def _no_jargon(text: str) -> None:
+    for word in _JARGON:
+        assert word not in text, text
+
+
+async def test_a_server_that_never_answers_gets_retry_lines_then_one_error_line() -> None:
+    # Was: silent for 122.6 s, then aiohttp's words. Now each retry says so on stderr, and the
+    # whole run is bounded by --timeout and --max-tries (3 attempts of 0.3 s, two short waits).
+    async with HostileServer(never_answer) as server:
+        started = time.monotonic()
+        code, stdout, stderr = await run_cli(
+            "count",
+            "--timeout",
+            "0.3",
+            "--max-tries",
+            "3",
+            env={**_NOWHERE, "ZENDESK_URL": server.url},
+        )
+        elapsed = time.monotonic() - started
+        attempts = len(server.requests)
+    host = urlsplit(server.url).netloc
+    assert code == 5, stderr
+    assert stdout == ""
+    _no_jargon(stderr)
+    lines = stderr.splitlines()
+    no_answer = re.escape(
+        f"no answer from {host} after 0.3 s (timed out on GET /api/v2/activities/count)"
+    )
+    assert len(lines) == 3, stderr
+    for tried, line in enumerate(lines[:2], start=2):
+        assert re.fullmatch(
+            rf"zdactivity: {no_answer}; retrying \({tried} of 3\) in \d+\.\d s", line
+        )
+    assert re.fullmatch(rf"zdactivity: network error: {no_answer}", lines[2])
+    assert attempts == 3
+    assert (
+        elapsed < 30
+    )  # the bound is about 3 x 0.3 s plus two backoff waits (< 1.5 s); was 122.6 s
+
+
+async def test_the_verbose_log_of_an_attempt_without_a_response_says_what_happened() -> None:
+    async with HostileServer(never_answer) as server:
+        code, _stdout, stderr = await run_cli(
+            "count",
+            "-v",
+            "--timeout",
+            "0.2",
+            "--max-tries",
+            "2",
+            env={**_NOWHERE, "ZENDESK_URL": server.url},
+        )
+    assert code == 5, stderr
+    _no_jargon(stderr)
+    logged = [line for line in stderr.splitlines() if "GET /api/v2/activities/count ->" in line]
+    assert len(logged) == 2, stderr
+    assert "-> no response (attempt 1, " in logged[0] and "retry in" in logged[0]
+    assert "-> no response (attempt 2, " in logged[1] and logged[1].endswith("giving up")
+    assert all("RequestTimeoutError: no answer from" in line for line in logged)
+
+
+async def test_a_refused_connection_is_said_in_words_with_its_retries() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, stdout, stderr = await run_cli(
+        "list", "--max-tries", "2", env={**_NOWHERE, "ZENDESK_URL": f"http://127.0.0.1:{port}"}
+    )
+    assert code == 5 and stdout == ""
+    _no_jargon(stderr)
+    lines = stderr.splitlines()
+    refused = re.escape(f"connection refused by 127.0.0.1:{port} (GET /api/v2/activities)")
+    assert len(lines) == 2, stderr
+    assert re.fullmatch(rf"zdactivity: {refused}; retrying \(2 of 2\) in \d+\.\d s", lines[0])
+    assert lines[1] == f"zdactivity: network error: {refused.replace(chr(92), '')}"
+
+
+async def test_a_host_that_does_not_resolve_is_said_in_words() -> None:
+    # .invalid never resolves (RFC 6761); without a reachable resolver the lookup runs out of
+    # its connect time instead: either way, words, and no aiohttp text.
+    code, stdout, stderr = await run_cli(
+        "count",
+        "--max-tries",
+        "1",
+        "--timeout",
+        "5",
+        env={**_NOWHERE, "ZENDESK_URL": "https://acme.invalid"},
+    )
+    assert code == 5 and stdout == ""
+    _no_jargon(stderr)
+    assert re.fullmatch(
+        r"zdactivity: network error: (cannot resolve acme\.invalid: .+|could not connect to "
+        r"acme\.invalid:443 within 5 s \(timed out on) .*GET /api/v2/activities/count\)\n",
+        stderr,
+    ), stderr
+
+
+async def test_transport_errors_name_the_host_and_what_happened_in_their_type() -> None:
+    async with HostileServer(never_answer) as server:
+        host = urlsplit(server.url).netloc
+        timeout = zdactivity.Timeout(connect=1, read=0.2, total=5)
+        async with server.client(retry=RetryPolicy.no_retry(), timeout=timeout) as zd:
+            with pytest.raises(zdactivity.RequestTimeoutError) as timed_out:
+                await zd.activities.count()
+    assert str(timed_out.value) == (
+        f"no answer from {host} after 0.2 s (timed out on GET /api/v2/activities/count)"
+    )
+    async with HostileServer(reset_connection) as server:
+        host = urlsplit(server.url).netloc
+        async with server.client(retry=RetryPolicy.no_retry()) as zd:
+            with pytest.raises(zdactivity.ConnectionFailedError) as reset:
+                await zd.activities.count()
+    assert re.fullmatch(
+        rf"(the connection to {host} was reset|{host} closed the connection without "
+        r"answering) \(GET /api/v2/activities/count\)",
+        str(reset.value),
+    ), str(reset.value)
+    for error in (timed_out.value, reset.value):
+        assert not any(
+            isinstance(e, Exception) and type(e).__module__.startswith("aiohttp")
+            for e in exception_web(error)
+        )
+
+
+def test_the_default_timeout_connects_sooner_than_it_waits_for_an_answer() -> None:
+    default = zdactivity.Timeout()
+    assert default.connect is not None and default.read is not None and default.total is not None
+    assert default.connect < default.read < default.total

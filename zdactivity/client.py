@@ -423,16 +423,29 @@ class Client(AsyncClosing):
                 elapsed,
             )
         else:
-            log.debug(
-                "%s %s -> %s (request id %s, attempt %d): %s; %s",
-                request.method,
-                request.path,
-                status,
-                request_id,
-                attempt,
-                type(error).__name__,
-                "giving up" if retry_in is None else f"retry in {retry_in:.2f}s",
-            )
+            then = "giving up" if retry_in is None else f"retry in {retry_in:.2f}s"
+            if status is None:  # no response: say what happened instead of "-> None"
+                log.debug(
+                    "%s %s -> no response (attempt %d, %.3fs): %s: %s; %s",
+                    request.method,
+                    request.path,
+                    attempt,
+                    elapsed,
+                    type(error).__name__,
+                    error,
+                    then,
+                )
+            else:
+                log.debug(
+                    "%s %s -> %s (request id %s, attempt %d): %s; %s",
+                    request.method,
+                    request.path,
+                    status,
+                    request_id,
+                    attempt,
+                    type(error).__name__,
+                    then,
+                )
         if self.on_request is not None:
             self.on_request(
                 RequestEvent(

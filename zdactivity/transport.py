@@ -20,12 +20,14 @@ kept, as text.
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -59,6 +61,11 @@ class Timeout:
     ``total``: one attempt, from sending to the last byte of the body, including the time it
     waited in the rate limiter for another request's answer (the first of a window).
     Zero, negative, NaN or infinite values raise ValueError; non-numbers and bools TypeError.
+
+    The defaults, connect 10 s, read 30 s, total 60 s, give up on a host that cannot be
+    reached sooner than on a slow answer. A :class:`~zdactivity.RequestTimeoutError` says
+    which ran out: ``could not connect to HOST within 10 s``, ``no answer from HOST after
+    30 s``, ``no complete answer from HOST within 60 s``.
     """
 
     connect: float | None = 10.0
@@ -189,7 +196,10 @@ class AiohttpTransport:
         max_body_size: int,
     ) -> Response:
         """Send one request and read the whole body (at most ``max_body_size`` bytes)."""
-        where = f"{method} {url}"
+        parts = urlsplit(url)
+        host = parts.netloc
+        where = f"{method} {parts.path or '/'}"
+        answered = False  # the status line and headers came back
         error: TransportError
         try:
             async with self._session().request(
@@ -201,6 +211,7 @@ class AiohttpTransport:
                 timeout=self._client_timeout(timeout),
                 allow_redirects=False,
             ) as resp:
+                answered = True
                 length = resp.content_length
                 if (
                     length is not None
@@ -208,7 +219,8 @@ class AiohttpTransport:
                     and not resp.headers.get("Content-Encoding")
                 ):
                     raise ResponseTooLargeError(
-                        f"{where}: response of {length} bytes exceeds max_body_size={max_body_size}"
+                        f"{method} {url}: response of {length} bytes exceeds "
+                        f"max_body_size={max_body_size}"
                     )
                 chunks: list[bytes] = []
                 size = 0
@@ -216,29 +228,42 @@ class AiohttpTransport:
                     size += len(chunk)
                     if size > max_body_size:
                         raise ResponseTooLargeError(
-                            f"{where}: response body exceeds max_body_size={max_body_size}"
+                            f"{method} {url}: response body exceeds max_body_size={max_body_size}"
                         )
                     chunks.append(chunk)
                 return Response(resp.status, Headers(resp.headers), b"".join(chunks))
         except ResponseTooLargeError:
             raise  # ours, raised outside any except block: no aiohttp exception in its chain
-        except TimeoutError:
-            error = RequestTimeoutError(f"{where}: timed out")
+        except TimeoutError as exc:
+            error = RequestTimeoutError(
+                f"{_timed_out(exc, host, timeout, answered)} (timed out on {where})"
+            )
         except aiohttp.ClientConnectorCertificateError as exc:
             error = CertificateError(
-                f"{where}: TLS certificate of {exc.host} could not be verified: "
-                f"{_certificate_reason(exc.certificate_error)}"
+                f"the TLS certificate of {exc.host} could not be verified: "
+                f"{_certificate_reason(exc.certificate_error)} ({where})"
             )
-        except aiohttp.ClientPayloadError as exc:
+        except aiohttp.ClientConnectorDNSError as exc:
+            error = ConnectionFailedError(f"cannot resolve {exc.host}{_why(exc)} ({where})")
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, ConnectionRefusedError):
+                error = ConnectionFailedError(f"connection refused by {host} ({where})")
+            else:
+                error = ConnectionFailedError(f"cannot connect to {host}{_why(exc)} ({where})")
+        except aiohttp.ClientPayloadError:
+            error = ConnectionFailedError(f"the answer from {host} was cut off ({where})")
+        except aiohttp.ServerDisconnectedError:
             error = ConnectionFailedError(
-                f"{where}: the response body was cut off ({_reason(exc)})"
+                f"{host} closed the connection without answering ({where})"
             )
-        except aiohttp.ClientError as exc:
-            error = ConnectionFailedError(f"{where}: {_reason(exc)}")
-        except OSError as exc:
-            error = ConnectionFailedError(f"{where}: {exc.strerror or type(exc).__name__}")
+        except aiohttp.ClientResponseError as exc:  # the response itself is not valid HTTP
+            error = ConnectionFailedError(
+                f"{host} sent a malformed HTTP response{_why(exc, 'message')} ({where})"
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            error = ConnectionFailedError(f"{_broken(exc, host)} ({where})")
         except asyncio.IncompleteReadError:
-            error = ConnectionFailedError(f"{where}: the connection closed mid-body")
+            error = ConnectionFailedError(f"the answer from {host} was cut off ({where})")
         # Raised here, outside the except blocks: neither __cause__ nor __context__ holds
         # aiohttp's exception, whose repr shows the request headers (Authorization included).
         raise error
@@ -254,12 +279,40 @@ def to_aiohttp(timeout: Timeout) -> aiohttp.ClientTimeout:
 def _certificate_reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
         return str(exc.verify_message)
-    return _reason(exc)
+    return _why(exc).removeprefix(": ") or type(exc).__name__
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def _timed_out(exc: TimeoutError, host: str, timeout: Timeout, answered: bool) -> str:
+    """What ran out: connecting, the wait for an answer, a silence mid-answer, or the total."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError) and timeout.connect is not None:
+        return f"could not connect to {host} within {timeout.connect:g} s"
+    if isinstance(exc, aiohttp.SocketTimeoutError) and timeout.read is not None:
+        if answered:
+            return f"{host} went silent for {timeout.read:g} s in the middle of its answer"
+        return f"no answer from {host} after {timeout.read:g} s"
+    if timeout.total is not None:
+        return f"no complete answer from {host} within {timeout.total:g} s"
+    return f"no answer from {host} in time"
+
+
+def _broken(exc: BaseException, host: str) -> str:
+    """A connection that broke (reset, aborted, ...), in words."""
+    if isinstance(exc, ConnectionResetError) or (
+        isinstance(exc, OSError) and exc.errno == errno.ECONNRESET
+    ):
+        return f"the connection to {host} was reset"
+    return f"the connection to {host} failed{_why(exc)}"
+
+
+def _why(exc: BaseException, attribute: str = "strerror") -> str:
+    """``: reason`` in the operating system's (or the HTTP parser's) own words, if any:
+    never the exception's text, which may quote the request."""
+    reason = getattr(exc, attribute, None)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror
+    if not isinstance(reason, str) or not reason.strip():
+        return ""
+    return f": {reason.strip()}"
 
 
 # --- in memory -------------------------------------------------------------------------------

@@ -4,8 +4,10 @@ Subcommands: ``demo``, ``list``, ``show``, ``count``, ``tail``, ``fan-out``, ``w
 ``emulator``. ``--redis URL`` (:mod:`.redis_options`) shares the account's budget, ``tail``'s
 checkpoint and ``worker``'s fleet through Redis.
 Data goes to stdout as JSON lines; summaries and errors to stderr, errors as one line
-``zdactivity: ...``. Exit codes: 0 ok, 2 usage or bad input, 3 authentication, 4 other API
-error, 5 network, 130 interrupted. Credentials are never printed.
+``zdactivity: ...``; network errors in words, and each retry as one line when it happens.
+``-v`` (before or after the subcommand) logs every attempt. Exit codes: 0 ok, 2 usage or bad
+input, 3 authentication, 4 other API error, 5 network, 130 interrupted. Credentials are never
+printed.
 
 One module per job: :mod:`.arguments` (the parser and its value types), :mod:`.credentials`
 (account and credentials from flags or the environment), :mod:`.output` (JSON lines),
@@ -71,14 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Credentials: --subdomain or --url (or ZENDESK_SUBDOMAIN / ZENDESK_URL), then "
             "--email with --api-token (ZENDESK_EMAIL, ZENDESK_API_TOKEN) or --oauth-token "
-            "(ZENDESK_OAUTH_TOKEN). Exit codes: 0 ok, 2 usage, 3 authentication, 4 API "
-            "error, 5 network, 130 interrupted."
+            "(ZENDESK_OAUTH_TOKEN); plain http off loopback needs --allow-http "
+            "(ZENDESK_ALLOW_HTTP=1). -v goes before or after the command. Exit codes: 0 ok, "
+            "2 usage, 3 authentication, 4 API error, 5 network, 130 interrupted."
         ),
     )
     parser.add_argument("--version", action="version", version=f"zdactivity {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log every request to stderr (no secrets)"
-    )
+    _add_global_options(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     account = account_options()
     as_agent = [account, credential_options()]
@@ -88,7 +89,47 @@ def build_parser() -> argparse.ArgumentParser:
     fan_out.register(sub, [account])
     worker.register(sub, [account])
     emulator.register(sub)
+    for command in sub.choices.values():
+        # Also after the subcommand (`zdactivity list -v`). SUPPRESS: a subcommand that was
+        # not given -v leaves the value set before it alone.
+        _add_global_options(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """The options every command takes, before or after the subcommand's name."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log every request to stderr (no secrets)",
+    )
+
+
+#: Options whose value may start with "-" (``--since -5d``): argparse would take it for an
+#: option and print its usage; glued to the option, the value reaches our own check.
+_DASHED_VALUES = ("--since",)
+
+
+def _dashed(value: str) -> bool:
+    return value.startswith("-") and value[1:2].isdigit()
+
+
+def _glue_dashed_values(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    words = list(argv)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        following = words[i + 1] if i + 1 < len(words) else None
+        if word in _DASHED_VALUES and following is not None and _dashed(following):
+            out.append(f"{word}={following}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
 
 
 def _error_line(exc: BaseException) -> tuple[int, str]:
@@ -116,7 +157,8 @@ def _log_to_stderr() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zdactivity`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(_glue_dashed_values(words))
     if args.verbose:
         _log_to_stderr()
     interruptible()  # Ctrl-C works even when started with SIGINT ignored (a background job)

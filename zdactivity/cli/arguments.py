@@ -6,14 +6,16 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import NoReturn, TypeAlias
 
 from ..protocol import MAX_PAGE_SIZE, format_since
 from ..watch import MAX_INTERVAL
-from .common import EXIT_USAGE, UsageError, one_line
+from .common import EXIT_USAGE, UsageError, one_line, say
 
 __all__ = [
+    "LOOKBACK",
+    "SINCE_HELP",
     "Parser",
     "Parsers",
     "add_page_size",
@@ -28,6 +30,10 @@ __all__ = [
 ]
 
 _RELATIVE = re.compile(r"(\d+)\s*([smhd])")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SINCE_FORMS = "use e.g. 2026-11-01T00:00:00Z, 2026-11-01 (UTC midnight), 12h or 7d"
+#: How far back Zendesk lists activities.
+LOOKBACK = timedelta(days=30)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -43,6 +49,13 @@ class Parser(argparse.ArgumentParser):
             message = "unrecognized arguments" + (f": {' '.join(shown)}" if shown else "")
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"zdactivity: {one_line(message)}\n")
+
+
+#: ``--since``'s help, the same on every command.
+SINCE_HELP = (
+    "ISO 8601 time with Z or an offset (2026-11-01T00:00:00Z), a date (2026-11-01: UTC "
+    "midnight), or 30m, 12h, 7d ago; Zendesk lists the last 30 days"
+)
 
 
 #: What ``add_subparsers()`` returns: each command module adds its parser to it.
@@ -119,8 +132,18 @@ def port(text: str) -> int:
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime | str:
-    """``--since``: an ISO 8601 time with ``Z`` or an offset, or ``30m``/``12h``/``7d`` ago."""
-    relative = _RELATIVE.fullmatch(text.strip())
+    """``--since``: an ISO 8601 time with ``Z`` or an offset, a plain date (``2026-11-29``: UTC
+    midnight), or ``30m``/``12h``/``7d`` ago. Anything else, the empty string and negative
+    durations included, is a :class:`UsageError`."""
+    stripped = text.strip()
+    if not stripped:
+        raise UsageError(f"--since is empty: {_SINCE_FORMS}")
+    if stripped.startswith("-") and _RELATIVE.fullmatch(stripped[1:].strip()):
+        raise UsageError(
+            f"bad --since {text!r}: a duration counts back from now, so it is never negative "
+            f"({stripped[1:].strip()} means that long ago)"
+        )
+    relative = _RELATIVE.fullmatch(stripped)
     if relative:
         try:
             delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
@@ -129,15 +152,37 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime | str:
             raise UsageError(
                 f"bad --since {text!r}: too far back (Zendesk keeps 30 days; use e.g. 12h or 7d)"
             ) from None
+    if _DATE.fullmatch(stripped):
+        try:
+            return datetime.combine(date.fromisoformat(stripped), time(), UTC)
+        except ValueError as exc:
+            raise UsageError(f"bad --since {text!r}: {exc} ({_SINCE_FORMS})") from None
     try:
         format_since(text)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise UsageError(
-            f"bad --since {text!r}: {exc} (use e.g. 2026-11-01T00:00:00Z, 12h or 7d)"
-        ) from None
+        raise UsageError(f"bad --since {text!r}: {exc} ({_SINCE_FORMS})") from None
     return text
 
 
-def optional_since(text: str | None) -> datetime | str | None:
-    """``--since`` if given (see :func:`parse_since`)."""
-    return parse_since(text) if text else None
+def optional_since(text: str | None, *, now: datetime | None = None) -> datetime | str | None:
+    """``--since`` if given (see :func:`parse_since`). A time before the 30 days Zendesk lists
+    gets one warning on stderr: the listing starts 30 days back all the same."""
+    if text is None:
+        return None
+    since = parse_since(text, now=now)
+    moment = since if isinstance(since, datetime) else datetime.fromisoformat(since.strip())
+    current = now or datetime.now(UTC)
+    try:
+        too_old = moment < current - LOOKBACK
+    except OverflowError:
+        too_old = True
+    if too_old and text not in _warned:
+        _warned.add(text)
+        say(
+            f"warning: --since {text} is more than 30 days ago; Zendesk lists the last 30 "
+            "days only, so that is where the listing starts"
+        )
+    return since
+
+
+_warned: set[str] = set()

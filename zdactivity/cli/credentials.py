@@ -15,20 +15,25 @@ from typing import Any
 
 from .. import protocol
 from ..auth import APIToken, Auth, OAuthToken
-from ..client import Client
+from ..client import Client, RequestEvent
+from ..errors import AuthenticationError
 from ..ratelimit import RateLimitBackend
 from ..retry import RetryPolicy
-from .arguments import Parser, positive_int
-from .common import UsageError
+from ..transport import Timeout
+from .arguments import Parser, positive_int, seconds
+from .common import UsageError, say
 
 __all__ = [
     "ENV_VARS",
+    "RetryLines",
     "account_options",
+    "allow_http",
     "auth_from",
     "client_from",
     "credential_options",
     "identity",
     "run_with_client",
+    "timeout_of",
 ]
 
 ENV_VARS = (
@@ -37,6 +42,7 @@ ENV_VARS = (
     "ZENDESK_EMAIL",
     "ZENDESK_API_TOKEN",
     "ZENDESK_OAUTH_TOKEN",
+    "ZENDESK_ALLOW_HTTP",
 )
 
 
@@ -47,9 +53,57 @@ def account_options() -> Parser:
     where.add_argument("--subdomain", help="acme for https://acme.zendesk.com")
     where.add_argument("--url", help="base URL, e.g. the emulator's http://127.0.0.1:8765")
     where.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="allow plain http to a host that is not loopback (or ZENDESK_ALLOW_HTTP=1): "
+        "credentials then cross the network unencrypted",
+    )
+    where.add_argument(
         "--max-tries", type=positive_int, default=5, help="attempts per request (default 5)"
     )
+    where.add_argument(
+        "--timeout",
+        type=seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up an attempt after SECONDS without an answer (default {DEFAULT_TIMEOUT:g}); "
+        f"connecting gets at most {CONNECT_TIMEOUT:g}, the whole answer twice SECONDS",
+    )
     return account
+
+
+#: ``--timeout``'s default: the library's :class:`~zdactivity.Timeout` read timeout.
+DEFAULT_TIMEOUT = 30.0
+#: The longest a connection may take to open (the library's default connect timeout).
+CONNECT_TIMEOUT = 10.0
+
+
+def timeout_of(seconds: float) -> Timeout:
+    """``--timeout SECONDS`` as the client's timeout: SECONDS of silence, a connection within
+    min(SECONDS, 10 s), the whole answer within 2 x SECONDS (the library's defaults for 30)."""
+    return Timeout(connect=min(seconds, CONNECT_TIMEOUT), read=seconds, total=2 * seconds)
+
+
+def allow_http(args: argparse.Namespace, env: Mapping[str, str]) -> bool:
+    """``--allow-http``, or ``ZENDESK_ALLOW_HTTP`` set to 1, true or yes."""
+    value = env.get("ZENDESK_ALLOW_HTTP", "").strip().lower()
+    if value not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise UsageError("ZENDESK_ALLOW_HTTP must be 1 or 0")
+    return bool(getattr(args, "allow_http", False)) or value in ("1", "true", "yes")
+
+
+class RetryLines:
+    """An ``on_request`` hook: one ``zdactivity: ...; retrying (2 of 5) in 1.2 s`` line on
+    stderr for each retry, so that a slow or failing server is never a silent wait."""
+
+    def __init__(self, max_tries: int) -> None:
+        self.max_tries = max_tries
+
+    def __call__(self, event: RequestEvent) -> None:
+        error, delay = event.error, event.retry_in
+        if error is None or delay is None or isinstance(error, AuthenticationError):
+            return  # a success, the last failure (the error line says it), an OAuth refresh
+        say(f"{error}; retrying ({event.attempt + 1} of {self.max_tries}) in {delay:.1f} s")
 
 
 def credential_options() -> Parser:
@@ -152,7 +206,10 @@ def client_from(
     where = _account(args, env)
     auth = auth if auth is not None else auth_from(args, env)
     try:
-        base_url = protocol.resolve_base_url(where.get("subdomain"), where.get("base_url"))
+        insecure = allow_http(args, env)
+        base_url = protocol.resolve_base_url(
+            where.get("subdomain"), where.get("base_url"), allow_http=insecure
+        )
         host = urllib.parse.urlsplit(base_url).netloc
         account = host.removesuffix(".zendesk.com") if host.endswith(".zendesk.com") else host
         limiter = limiter_for(account) if limiter_for else None
@@ -161,9 +218,15 @@ def client_from(
             auth=auth,
             retry=RetryPolicy(max_tries=args.max_tries),
             rate_limiter=limiter,
+            timeout=timeout_of(args.timeout),
+            allow_http=insecure,
+            on_request=RetryLines(args.max_tries),
         )
     except (ValueError, TypeError) as exc:
-        raise UsageError(str(exc)) from None
+        message = str(exc).replace(
+            "pass allow_http=True", "pass --allow-http (or set ZENDESK_ALLOW_HTTP=1) if you mean it"
+        )
+        raise UsageError(message) from None
 
 
 def identity(client: Client) -> str:

@@ -9,7 +9,8 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..auth import APIToken
@@ -21,6 +22,9 @@ from ..ratelimit import RateLimiter
 from ..retry import RetryPolicy
 from .arguments import Parsers, add_page_size, whole_number
 from .common import EXIT_API, EXIT_OK
+
+if TYPE_CHECKING:
+    from ..testing import Emulator, RecordedRequest
 
 __all__ = ["register", "run_demo"]
 
@@ -34,8 +38,10 @@ def register(sub: Parsers) -> None:
     demo = sub.add_parser(
         "demo",
         help="fan out over a built-in emulated account and print a summary",
-        description="Start the built-in emulator with a realistic account (rate limit and "
-        "faults included), fan out over every agent and print a summary.",
+        description="Start the built-in emulator with a realistic account (activities spread "
+        "over the last 31 days, of which Zendesk lists 30; a scaled-down Enterprise rate "
+        "limit; six injected faults), fan out over every agent and print what happened: "
+        "activities listed, requests the emulator saw and how it answered them, retries.",
     )
     demo.add_argument(
         "--agents", type=whole_number(1, 10_000), default=200, help="1..10,000 (default 200)"
@@ -77,7 +83,16 @@ async def _progress(state: dict[str, int], started: float) -> None:
         sys.stderr.flush()
 
 
-async def run_demo(agents: int, activities: int, page_size: int, actors: int = 80) -> int:
+async def run_demo(
+    agents: int,
+    activities: int,
+    page_size: int,
+    actors: int = 80,
+    *,
+    on_done: Callable[[Emulator], None] | None = None,
+) -> int:
+    """Run the demo and print its summary; ``on_done`` sees the emulator before it stops (the
+    tests compare the printed figures with its own counts)."""
     from ..testing import Emulator, Fault
 
     expected = agents * (activities // page_size + 1)
@@ -98,7 +113,7 @@ async def run_demo(agents: int, activities: int, page_size: int, actors: int = 8
             Fault.status(429, retry_after=1),
             Fault.status(503, retry_after=1),
             Fault.reset(),
-            Fault.reset(),  # two in a row: aiohttp silently retries a single reset GET
+            Fault.reset(),  # two in a row: aiohttp silently resends a GET reset on reuse
             Fault.status(502),
         ]
         for i, fault in enumerate(faults):
@@ -106,11 +121,11 @@ async def run_demo(agents: int, activities: int, page_size: int, actors: int = 8
                 emu.inject(fault, path=LIST_PATH, agent=roster[(i * 37 + 11) % len(roster)])
         print(f"zdactivity {__version__} demo, against the built-in emulator at {emu.url}")
         print(
-            f"account:     {agents} agents, {activities} activities each over 31 days, "
-            f"{len(faults)} injected faults"
+            f"account:     {agents} agents, {activities} activities each over the last 31 days "
+            f"(Zendesk lists 30); {len(faults)} faults injected"
         )
         scale = limit / window / (PLAN_LIMIT / PLAN_WINDOW)
-        pace = f"{scale:.1f}x faster, so the demo takes seconds" if scale > 1.05 else "same pace"
+        pace = f"{scale:.1f}x faster: the demo takes seconds" if scale > 1.05 else "same pace"
         print(
             f"rate limit:  {PLAN_LIMIT} requests / {PLAN_WINDOW:.0f} s (Enterprise plan), "
             f"scaled to {limit} requests / {window:.0f} s ({pace})",
@@ -155,16 +170,30 @@ async def run_demo(agents: int, activities: int, page_size: int, actors: int = 8
                     await asyncio.gather(progress, return_exceptions=True)
             elapsed = time.perf_counter() - started
             stats = root.stats
-        pages = sum(1 for r in emu.requests if r.path == LIST_PATH and r.status == 200)
+        seen = emu.requests
+        pages = sum(1 for r in seen if r.path == LIST_PATH and r.status == 200)
+        listable = sum(len(emu.activities_for(a)) for a in roster)
+        older = sum(len(emu.activities_for(a, window=False)) for a in roster) - listable
+        if on_done is not None:
+            on_done(emu)
         total = state["activities"]
         print(f"agents:      {len(roster)} ({len(roster) - len(failed)} streamed in full)")
-        print(f"activities:  {total} in {pages} pages (page size {page_size})")
+        complete = "all" if total == listable else f"{total:,} of the {listable:,}"
         print(
-            f"requests:    {stats.requests} ({stats.retries} retries, "
-            f"{stats.rate_limited} answered 429)"
+            f"activities:  {total} in {pages} pages: {complete} of the last 30 days "
+            f"({older:,} older are outside the window)"
+        )
+        print(f"requests:    {len(seen)} seen by the emulator ({_statuses(seen)})")
+        # aiohttp sends an idempotent request again, once, when a reused connection is reset
+        # before the answer: the emulator sees it, zdactivity does not.
+        resent = len(seen) - stats.requests
+        print(
+            f"             {stats.requests} sent by zdactivity, {stats.retries} of them retries"
+            + (f"; aiohttp resent {resent} itself after a reset" if resent > 0 else "")
         )
         print(f"elapsed:     {elapsed:.2f} s")
-        print(f"throughput:  {total / elapsed if elapsed > 0 else 0:,.0f} activities/s")
+        scaled = f", under the rate limit scaled {scale:.1f}x" if scale > 1.05 else ""
+        print(f"throughput:  {total / elapsed if elapsed > 0 else 0:,.0f} activities/s{scaled}")
         print("verbs:       " + ", ".join(f"{v} {n}" for v, n in verbs.most_common()))
         for error in failed:
             print(f"failed:      {names.get(error.key, error.key)}: {error.error}")
@@ -177,3 +206,20 @@ async def run_demo(agents: int, activities: int, page_size: int, actors: int = 8
                 f"  {activity.created_at:%Y-%m-%d %H:%M}  {who:<22} -> {name:<22} {activity.title}"
             )
     return EXIT_API if failed else EXIT_OK
+
+
+def _statuses(seen: Sequence[RecordedRequest]) -> str:
+    """``200 answered 200; 1 429, 2 resets``: what the emulator did with the requests."""
+    counts = Counter(r.status for r in seen)
+    natural = Counter(r.status for r in seen if r.fault is None)  # not injected
+    parts = [
+        f"{counts[s]} {s}" + (f" ({natural[s]} from the rate limit itself)" if natural[s] else "")
+        if s == 429
+        else f"{counts[s]} {s}" + (f" ({natural[s]} not injected)" if natural[s] else "")
+        for s in sorted(counts)
+        if s and s != 200
+    ]
+    if counts[0]:
+        parts.append(f"{counts[0]} reset{'s' if counts[0] > 1 else ''}")
+    answered = f"{counts[200]} answered 200"
+    return f"{answered}; {', '.join(parts)}" if parts else answered

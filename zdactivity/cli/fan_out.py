@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..client import Client
 from ..fanout import AgentError, fan_out
 from .agents_file import AgentsFileError, AgentSpec, read_agents
-from .arguments import Parser, Parsers, add_page_size, optional_since, positive_int
+from .arguments import SINCE_HELP, Parser, Parsers, add_page_size, optional_since, positive_int
 from .common import EXIT_API, EXIT_OK, UsageError, say
 from .credentials import client_from
 from .output import JSONLines, activity_record
@@ -40,7 +40,7 @@ def register(sub: Parsers, parents: list[Parser]) -> None:
         "key; failed agents are reported on stderr (exit 4).",
     )
     fan.add_argument("--agents", required=True, metavar="FILE", help="CSV or .toml file")
-    fan.add_argument("--since", help="ISO 8601 time or 12h, 7d...")
+    fan.add_argument("--since", help=SINCE_HELP + " (default: all of them)")
     fan.add_argument(
         "--concurrency", type=positive_int, default=20, help="requests in flight (default 20)"
     )

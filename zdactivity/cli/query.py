@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC
 
 from ..client import Client
-from .arguments import Parser, Parsers, add_page_size, optional_since, positive_int
+from .arguments import SINCE_HELP, Parser, Parsers, add_page_size, optional_since, positive_int
 from .common import EXIT_OK
 from .credentials import run_with_client
 from .output import JSONLines, activity_record
@@ -16,7 +16,7 @@ __all__ = ["register"]
 
 def register(sub: Parsers, parents: list[Parser]) -> None:
     listing = sub.add_parser("list", parents=parents, help="the agent's activities as JSON lines")
-    listing.add_argument("--since", help="ISO 8601 time (2026-11-01T00:00:00Z) or 12h, 7d...")
+    listing.add_argument("--since", help=SINCE_HELP + " (default: all of them)")
     listing.add_argument("--limit", type=positive_int, help="stop after N activities")
     add_page_size(listing)
     listing.set_defaults(run=run_with_client(list_activities))

@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from .._signals import signal_handlers
 from ..checkpoint import CheckpointStore, MemoryCheckpointStore, SQLiteCheckpointStore
 from ..client import Client
-from .arguments import Parser, Parsers, interval, optional_since
+from .arguments import SINCE_HELP, Parser, Parsers, interval, optional_since
 from .common import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from .credentials import client_from, identity, run_with_client
 from .output import JSONLines, activity_record
@@ -40,12 +41,24 @@ def register(sub: Parsers, parents: list[Parser]) -> None:
         parents=parents,
         help="follow the agent's stream, printing each new activity once",
         description="Poll the agent's stream and print each new activity as a JSON line. "
-        "With --state, progress is saved after each printed activity, so a restart "
-        "continues where the last run stopped. Ctrl-C stops it (exit 130).",
+        "It starts from NOW: only activities created after it starts are printed, unless "
+        "--since says otherwise (--since 30d: the whole 30-day window first) or --state FILE "
+        "holds a checkpoint, which wins over both. With --state, progress is saved after each "
+        "printed activity, so a restart continues where the last run stopped. Ctrl-C stops it "
+        "(exit 130), SIGTERM too (exit 0).",
     )
-    tail.add_argument("--interval", type=interval, default=60.0, help="seconds between polls")
+    tail.add_argument(
+        "--interval",
+        type=interval,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between polls (default 60)",
+    )
     tail.add_argument("--state", metavar="FILE", help="SQLite checkpoint file to resume from")
-    tail.add_argument("--since", help="where to start when FILE has no checkpoint yet")
+    tail.add_argument(
+        "--since",
+        help="where to start without a checkpoint (default: now). " + SINCE_HELP,
+    )
     tail.add_argument("--key", help="the checkpoint's key in FILE (default: the agent)")
     add_redis_option(
         tail,
@@ -114,7 +127,8 @@ class _Stop:
 async def tail_activities(
     args: argparse.Namespace, client: Client, store: CheckpointStore | None = None
 ) -> int:
-    since = optional_since(args.since)
+    # Without --since (and no checkpoint), from now: `tail` follows, it does not dump 30 days.
+    since = optional_since(args.since) or datetime.now(UTC)
     stop = _Stop()
     if store is None:
         store = SQLiteCheckpointStore(args.state) if args.state else MemoryCheckpointStore()
