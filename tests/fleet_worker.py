@@ -3,13 +3,16 @@
 ``python tests/fleet_worker.py CONFIG.json`` watches the agents the config names with a
 ``Fleet`` and a ``SQLiteCheckpointStore``, and appends ``"{key} {activity id}"`` to the config's
 ``out`` file for every activity it handles, one line each, written through at once (a SIGKILL
-loses nothing that was handled). SIGTERM stops it gracefully.
+loses nothing that was handled). SIGTERM stops it gracefully. With ``"exact": true`` the handler
+also inserts each activity into the table ``inbox`` of the checkpoint file, through
+``fleet.writes`` only (committed in the checkpoint's transaction).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,6 +25,11 @@ from zdactivity.fleet import Fleet
 async def main(config: dict[str, Any], out: TextIO) -> None:
     agents: dict[str, list[str]] = config["agents"]  # key -> [email, api token]
     delay = float(config["delay"])
+    exact = bool(config.get("exact"))
+    if exact:
+        with sqlite3.connect(config["db"]) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS inbox (agent TEXT, id INTEGER)")
+        db.close()
     async with SQLiteCheckpointStore(config["db"]) as store:
         first = next(iter(agents.values()))
         root = zdactivity.Client(base_url=config["url"], auth=zdactivity.APIToken(*first))
@@ -32,6 +40,8 @@ async def main(config: dict[str, Any], out: TextIO) -> None:
         async def handler(key: str, activity: zdactivity.Activity) -> None:
             out.write(f"{key} {activity.id}\n")
             await asyncio.sleep(delay)  # a handler with work to do: the kill lands mid-run
+            if exact:
+                fleet.writes(key).execute("INSERT INTO inbox VALUES (?, ?)", (key, activity.id))
 
         fleet.install_signal_handlers()
         try:

@@ -6,6 +6,9 @@ appends ``"{key} {activity id}"`` to ``{out}/{NAME}.txt`` for every activity it 
 buffered: a SIGKILL loses nothing handled), and every heartbeat rewrites ``{out}/{NAME}.owned``
 with the agents it owns (``"{key} {fence}"`` lines). SIGTERM stops it gracefully; it then
 writes ``{out}/{NAME}.json``: the saves its store refused (stale fences) and per-agent counts.
+
+With ``"exact": true`` in the config the handler also records each activity in the Redis list
+``out`` through ``fleet.writes`` only, so that it is committed together with the checkpoint.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from zdactivity.redis import RedisCheckpointStore, RedisCoordinator
 async def main(config: dict[str, Any], name: str, out: TextIO) -> None:
     agents: dict[str, list[str]] = config["agents"]  # key -> [email, api token]
     delay = float(config["delay"])
+    exact = bool(config.get("exact"))
     folder = Path(config["out"])
     r = aioredis.Redis.from_url(config["redis"])
     store = RedisCheckpointStore(r)
@@ -40,6 +44,8 @@ async def main(config: dict[str, Any], name: str, out: TextIO) -> None:
     async def handler(key: str, activity: zdactivity.Activity) -> None:
         out.write(f"{key} {activity.id}\n")
         await asyncio.sleep(delay)  # a handler with work to do: signals land mid-handler
+        if exact:
+            fleet.writes(key).rpush("out", f"{key} {activity.id}")
 
     async def report_owned() -> None:
         owned = folder / f"{name}.owned"

@@ -186,6 +186,7 @@ async def test_readme_python_blocks_run_against_the_emulator(
 
         async def collect(key: str, activity: zdactivity.Activity) -> None:
             delivered.add(activity.id)
+            await ns["notify"](key, activity)  # the README's: output through fleet.writes
 
         runner = asyncio.create_task(fleet.run(collect))
         want = {i for ids in expected.values() for i in ids}
@@ -196,8 +197,16 @@ async def test_readme_python_blocks_run_against_the_emulator(
         fleet.stop()
         await asyncio.wait_for(runner, 15)
         await fleet.close()
+        inbox = [
+            int(i)
+            for key in fleet.keys
+            for i in await ns["shared"].lrange(f"inbox:{{{key}}}", 0, -1)
+        ]
+        handled = [await ns["shared"].get(f"handled:{{{key}}}") for key in fleet.keys]
         await ns["shared"].aclose()
         assert delivered == want
+        assert sorted(inbox) == sorted(want)  # each activity once, committed with its checkpoint
+        assert sum(int(n or 0) for n in handled) == len(want)
 
         # Configuration: a fully configured client works.
         await run_block(8, blocks[8], ns)

@@ -33,15 +33,24 @@ Two stores implement the :class:`CheckpointStore` protocol:
 
 Any object with ``load``/``save``/``close`` coroutines (say, backed by Redis or Postgres) can
 stand in for these; ``isinstance(obj, CheckpointStore)`` checks the shape.
+
+A store may also commit a consumer's writes together with a checkpoint, which makes output kept
+in the store's own database exactly once (``Fleet.writes``): it then offers ``writes(key)``, an
+object on which the handler stages them, and ``save(key, checkpoint, writes=...)``, which
+stores both or neither. :class:`SQLiteCheckpointStore` does (:class:`SQLiteWrites`: SQL
+statements run in the transaction that saves the checkpoint), and so does
+:class:`zdactivity.redis.RedisCheckpointStore`; :class:`MemoryCheckpointStore` does not, and
+``Fleet.writes`` raises :class:`WritesNotSupportedError` with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol, TypeVar, runtime_checkable
@@ -57,6 +66,8 @@ __all__ = [
     "CheckpointStore",
     "MemoryCheckpointStore",
     "SQLiteCheckpointStore",
+    "SQLiteWrites",
+    "WritesNotSupportedError",
 ]
 
 _T = TypeVar("_T")
@@ -67,6 +78,10 @@ _INT64_MAX = 2**63 - 1
 #: Version of the table layout, kept in SQLite's ``user_version``.
 _SCHEMA_VERSION = 2  # 2 added the position column
 _TABLE = "zdactivity_checkpoints"
+
+
+class WritesNotSupportedError(TypeError):
+    """This checkpoint store cannot commit a consumer's writes together with a checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +224,71 @@ class MemoryCheckpointStore(AsyncClosing):
 
 # --------------------------------------------------------------------------- SQLite store
 
+#: What a consumer's statement may not do inside the checkpoint's transaction.
+_DENIED = frozenset(
+    {
+        sqlite3.SQLITE_TRANSACTION,
+        sqlite3.SQLITE_SAVEPOINT,
+        sqlite3.SQLITE_ATTACH,
+        sqlite3.SQLITE_DETACH,
+        sqlite3.SQLITE_PRAGMA,
+    }
+)
+
+
+def _consumer_authorizer(
+    action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None
+) -> int:
+    if action in _DENIED:
+        return sqlite3.SQLITE_DENY
+    if _TABLE in (arg1, arg2) and action not in (sqlite3.SQLITE_READ, sqlite3.SQLITE_SELECT):
+        return sqlite3.SQLITE_DENY  # the checkpoints are the store's
+    return sqlite3.SQLITE_OK
+
+
+class SQLiteWrites:
+    """SQL statements staged for one activity, committed in the transaction that saves its
+    checkpoint (``fleet.writes(key)`` with a :class:`SQLiteCheckpointStore`)::
+
+        fleet.writes(key).execute("INSERT INTO inbox (id, agent) VALUES (?, ?)", (a.id, key))
+
+    Nothing runs until the checkpoint is saved; then the statements and the checkpoint commit
+    together, or none of them (a failing statement rolls everything back and the save raises
+    :class:`CheckpointError`: the activity comes again). Each is one statement, on any table of
+    the store's file but the checkpoints' own; it may not BEGIN, COMMIT, SAVEPOINT, ATTACH or
+    run a PRAGMA.
+    """
+
+    __slots__ = ("_statements",)
+
+    def __init__(self) -> None:
+        self._statements: list[tuple[str, Sequence[object] | Mapping[str, object]]] = []
+
+    def __repr__(self) -> str:
+        return f"<SQLiteWrites {len(self._statements)} statements>"
+
+    def __len__(self) -> int:
+        return len(self._statements)
+
+    @property
+    def statements(self) -> list[tuple[str, Sequence[object] | Mapping[str, object]]]:
+        """The staged ``(sql, parameters)``, in order."""
+        return list(self._statements)
+
+    def execute(
+        self, sql: str, parameters: Sequence[object] | Mapping[str, object] = ()
+    ) -> SQLiteWrites:
+        """Stage one statement with its ``?`` or ``:name`` parameters; returns ``self``."""
+        if not isinstance(sql, str):
+            raise TypeError(f"sql must be a str, not {type(sql).__name__}")
+        if not sql.strip():
+            raise ValueError("sql must not be empty")
+        if isinstance(parameters, str | bytes) or not isinstance(parameters, Sequence | Mapping):
+            raise TypeError("parameters must be a sequence or a mapping")
+        snapshot = dict(parameters) if isinstance(parameters, Mapping) else tuple(parameters)
+        self._statements.append((sql, snapshot))
+        return self
+
 
 class SQLiteCheckpointStore(AsyncClosing):
     """Checkpoints in one SQLite file, durable across crashes, shared by any number of agents.
@@ -271,10 +351,20 @@ class SQLiteCheckpointStore(AsyncClosing):
         _check_key(key)
         return await self._run(self._load_sync, key)
 
-    async def save(self, key: str, checkpoint: Checkpoint) -> None:
-        """Store ``checkpoint`` under ``key`` (an upsert), committed when this returns."""
+    def writes(self, key: str) -> SQLiteWrites:
+        """An empty :class:`SQLiteWrites` for ``key``'s next save (``Fleet.writes`` calls it)."""
         _check_key(key)
-        await self._run(self._save_sync, key, _normalize(checkpoint))
+        return SQLiteWrites()
+
+    async def save(
+        self, key: str, checkpoint: Checkpoint, *, writes: SQLiteWrites | None = None
+    ) -> None:
+        """Store ``checkpoint`` under ``key`` (an upsert), committed when this returns; with
+        ``writes``, in one transaction with them (both or neither)."""
+        _check_key(key)
+        if writes is not None and not isinstance(writes, SQLiteWrites):
+            raise TypeError(f"writes must be SQLiteWrites, not {type(writes).__name__}")
+        await self._run(self._save_sync, key, _normalize(checkpoint), writes)
 
     async def keys(self) -> list[str]:
         """Every key with a checkpoint, sorted."""
@@ -394,7 +484,53 @@ class SQLiteCheckpointStore(AsyncClosing):
             ) from exc
         return Checkpoint(high_water=hw, recent_ids=ids, position=position)
 
-    def _save_sync(self, key: str, checkpoint: Checkpoint) -> None:
+    def _save_sync(
+        self, key: str, checkpoint: Checkpoint, writes: SQLiteWrites | None = None
+    ) -> None:
+        if not writes:
+            self._upsert(key, checkpoint)
+            return
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(f"save {key!r}", exc) from exc
+        try:
+            conn.set_authorizer(_consumer_authorizer)
+            try:
+                for sql, parameters in writes.statements:
+                    conn.execute(sql, parameters)
+            finally:
+                conn.set_authorizer(None)
+            if not conn.in_transaction:  # cannot happen past the authorizer; never commit half
+                raise sqlite3.OperationalError("a statement ended the transaction")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise CheckpointError(
+                f"checkpoint store {self._path!r} could not save {key!r} with its writes: {exc};"
+                " nothing was written",
+                self._path,
+            ) from exc
+        except BaseException:
+            self._rollback(conn)
+            raise
+        try:
+            self._upsert(key, checkpoint)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise self._error(f"save {key!r}", exc) from exc
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+
+    def _upsert(self, key: str, checkpoint: Checkpoint) -> None:
         try:
             self._connection().execute(
                 f"INSERT INTO {_TABLE} (key, high_water, recent_ids, position)"

@@ -35,12 +35,16 @@
   (:class:`~zdactivity.errors.FencedOutError`), is stopped at once, without delivering
   another activity. :meth:`Fleet.stop` commits and releases the worker's agents and leaves the
   group, so the others take them over at their next heartbeat.
+- :meth:`Fleet.writes` gives the handler the writes to commit together with its activity, in
+  the same transaction as the checkpoint (Redis commands, or SQL statements with SQLite): output
+  kept in the store's database is exactly once, across crashes and zombie workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import signal
@@ -50,7 +54,7 @@ from typing import Any, Protocol, Unpack
 
 from ._aio import AsyncClosing
 from ._signals import STOP_SIGNALS, on_signals
-from .checkpoint import CheckpointStore
+from .checkpoint import CheckpointStore, WritesNotSupportedError
 from .client import Client
 from .errors import FencedOutError
 from .models import Activity
@@ -90,23 +94,33 @@ class Coordinator(Protocol):
     async def leave(self) -> None: ...
 
 
-class _FencedView:
-    """One agent's view of a fenced store: every save carries the ownership's token."""
+class _AgentView:
+    """One agent's view of the store: every save carries the ownership's fencing token (with a
+    coordinator) and the writes the handler staged for the activity that save commits."""
 
     def __init__(self, store: Any, key: str, ownership: Any, status: AgentStatus) -> None:
         self._store = store
-        self._key = key
+        self.key = key
         self._ownership = ownership
         self._status = status
+        self.handling = False  # the handler has an activity of this agent in hand
+        self.staged: Any = None  # what Fleet.writes gave it, committed by the next save
 
     async def load(self, key: str) -> Any:
         return await self._store.load(key)
 
     async def save(self, key: str, checkpoint: Any) -> None:
-        if key != self._key:
-            raise ValueError(f"this view saves only {self._key!r}")
+        if key != self.key:
+            raise ValueError(f"this view saves only {self.key!r}")
+        staged, self.staged = self.staged, None
+        extra: dict[str, Any] = {}
+        if staged is not None:
+            extra["writes"] = staged
+        if self._ownership is None:
+            await self._store.save(key, checkpoint, **extra)
+            return
         try:
-            await self._store.save(key, checkpoint, fence=self._ownership.fence)
+            await self._store.save(key, checkpoint, fence=self._ownership.fence, **extra)
         except FencedOutError:
             self._status.fenced_out += 1
             self._ownership.lose()
@@ -114,6 +128,12 @@ class _FencedView:
 
     async def close(self) -> None:
         return None
+
+
+#: The view of the agent whose handler runs in this task (``Fleet.writes`` prefers it).
+_handling: contextvars.ContextVar[_AgentView | None] = contextvars.ContextVar(
+    "zdactivity_fleet_handling", default=None
+)
 
 
 class _LeaseLost(Exception):
@@ -157,6 +177,7 @@ class Fleet(AsyncClosing):
         self._status: dict[str, AgentStatus] = {}
         self._stopping: asyncio.Event | None = None
         self._rng = random.Random()
+        self._views: dict[str, _AgentView] = {}
 
     def add(self, key: str, client: Client) -> None:
         """Watch ``client``'s agent under ``key`` (its name in the checkpoint store)."""
@@ -186,6 +207,39 @@ class Fleet(AsyncClosing):
         coordinator = self.coordinator
         owned = getattr(coordinator, "owned", None) if coordinator is not None else None
         return None if owned is None else owned.get(key)
+
+    def writes(self, key: str) -> Any:
+        """The writes to commit together with the activity ``key``'s handler is handling.
+
+        Call it in the handler (or, with :meth:`stream`, before taking the next item); stage
+        the activity's output on what it returns, e.g. ``fleet.writes(key).rpush("inbox",
+        activity.id)`` with a :class:`~zdactivity.redis.RedisCheckpointStore` (a
+        :class:`~zdactivity.redis.RedisWrites`). The save that commits the activity applies
+        them and the checkpoint in one transaction, behind the same fence: both are stored or
+        neither, so output in the store's own database is exactly once, across crashes and
+        zombie workers. A handler that raises drops them (the activity comes again).
+        :class:`~zdactivity.checkpoint.SQLiteCheckpointStore` stages SQL statements instead
+        (:class:`~zdactivity.checkpoint.SQLiteWrites`); a store without the hook (memory)
+        raises :class:`~zdactivity.checkpoint.WritesNotSupportedError`. For output elsewhere,
+        dedupe by ``activity.id``.
+        """
+        view = _handling.get()  # set in the agent's task: the handler's own agent
+        if view is None:  # stream(): the consumer's task
+            view = self._views.get(key)
+        elif view.key != key:
+            raise RuntimeError(f"the handler of {view.key!r} cannot stage writes for {key!r}")
+        if view is None or not view.handling:
+            raise RuntimeError(f"writes({key!r}) is for the handler of {key!r}, while it runs")
+        if view.staged is None:
+            factory = getattr(self.store, "writes", None)
+            if factory is None:
+                raise WritesNotSupportedError(
+                    f"{type(self.store).__name__} cannot commit writes with a checkpoint; use a "
+                    "store that can (RedisCheckpointStore, SQLiteCheckpointStore), or dedupe "
+                    "by activity.id"
+                )
+            view.staged = factory(key)
+        return view.staged
 
     def stop(self) -> None:
         """Stop gracefully: no new polls; handlers in progress finish; ``run`` returns."""
@@ -254,9 +308,8 @@ class Fleet(AsyncClosing):
                     status.fenced_out += 1
                     ownership.lose()
                     return
-                view = _FencedView(self.store, key, ownership, status)
                 await self._watch_agent(
-                    key, self._clients[key], handler, gate, agent_stop, ownership, view
+                    key, self._clients[key], handler, gate, agent_stop, ownership
                 )
             finally:
                 if running.get(key, (None,))[0] is asyncio.current_task():
@@ -316,10 +369,28 @@ class Fleet(AsyncClosing):
         gate: asyncio.Semaphore,
         stopping: asyncio.Event,
         ownership: Any = None,
-        store: Any = None,
     ) -> None:
         status = self._status[key]
-        checkpoint = self.store if store is None else store
+        view = _AgentView(self.store, key, ownership, status)
+        self._views[key] = view
+        _handling.set(view)
+        try:
+            await self._watch_loop(key, client, handler, gate, stopping, ownership, view)
+        finally:
+            if self._views.get(key) is view:
+                del self._views[key]
+
+    async def _watch_loop(
+        self,
+        key: str,
+        client: Client,
+        handler: Handler,
+        gate: asyncio.Semaphore,
+        stopping: asyncio.Event,
+        ownership: Any,
+        view: _AgentView,
+    ) -> None:
+        status = self._status[key]
 
         async def sleep(seconds: float) -> None:
             with contextlib.suppress(TimeoutError):
@@ -329,7 +400,7 @@ class Fleet(AsyncClosing):
 
         while not stopping.is_set():
             watcher = client.activities.watch(
-                self.options, checkpoint=checkpoint, key=key, poll_gate=gate, sleep=sleep
+                self.options, checkpoint=view, key=key, poll_gate=gate, sleep=sleep
             )
             try:
                 async with watcher:  # a clean exit commits the last handled activity
@@ -341,7 +412,14 @@ class Fleet(AsyncClosing):
                             status.consecutive_failures = 0
                         if ownership is not None and not ownership.valid():
                             raise _LeaseLost  # not delivered, not committed
-                        await handler(key, activity)
+                        view.handling, view.staged = True, None
+                        try:
+                            await handler(key, activity)
+                        except BaseException:
+                            view.staged = None  # not handled: it comes again, staged again
+                            raise
+                        finally:
+                            view.handling = False
                         status.delivered += 1
                         if stopping.is_set():
                             break

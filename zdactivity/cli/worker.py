@@ -8,12 +8,21 @@ them share the account's request budget (:class:`~zdactivity.redis.RedisRateLimi
 Activities go to stdout as JSON lines carrying the agent's key, each committed once written.
 SIGTERM or Ctrl-C commits and releases the worker's agents at once, so the others take them
 over without waiting for the lease to expire (exit 0 on SIGTERM, 130 on Ctrl-C).
+
+Without Redis a worker can neither commit nor keep its agents, and other workers that still
+reach Redis take them over when their leases lapse. So once no heartbeat has reached Redis for
+``--redis-timeout`` seconds (30), the worker stops (handlers in progress get a few seconds),
+prints one line, ``zdactivity: Redis at URL unreachable for N s: ...``, and exits with code 5,
+within ``--redis-timeout`` + 2 x :data:`SHUTDOWN` + 2 seconds of its last heartbeat, whether
+Redis refuses connections or hangs. Nothing is lost: what it handled but could not commit is
+delivered again by the next owner.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -23,13 +32,15 @@ from ..fleet import Fleet
 from ..models import Activity
 from .agents_file import AgentsFileError, AgentSpec, read_agents
 from .arguments import Parser, Parsers, add_page_size, interval, optional_since
-from .common import EXIT_INTERRUPTED, EXIT_OK, UsageError, say
+from .common import EXIT_INTERRUPTED, EXIT_NETWORK, EXIT_OK, UsageError, say
 from .credentials import client_from
 from .output import JSONLines, activity_record
 from .redis_options import (
     ENV_VAR,
+    RedisFailure,
     add_redis_option,
     connect,
+    redacted,
     redis_connection,
     redis_errors,
     redis_url,
@@ -41,7 +52,11 @@ if TYPE_CHECKING:
 
     from ..client import Client
 
-__all__ = ["register"]
+__all__ = ["SHUTDOWN", "register"]
+
+#: Seconds a worker that lost Redis gives its fleet to stop, then as long again to its tasks
+#: once cancelled: a bound on the exit, whatever Redis (or a handler) does.
+SHUTDOWN = 5.0
 
 
 def register(sub: Parsers, parents: list[Parser]) -> None:
@@ -69,6 +84,14 @@ def register(sub: Parsers, parents: list[Parser]) -> None:
         type=interval,
         default=10.0,
         help="seconds a silent worker keeps its agents before others take them (default 10)",
+    )
+    worker.add_argument(
+        "--redis-timeout",
+        type=interval,
+        default=30.0,
+        metavar="S",
+        help="seconds without reaching Redis after which the worker stops and exits with code 5 "
+        "(default 30)",
     )
     worker.add_argument("--interval", type=interval, default=60.0, help="seconds between polls")
     worker.add_argument("--since", help="where an agent without a checkpoint starts")
@@ -127,15 +150,56 @@ async def work(
             signalled.append(signum)
             fleet.stop()
 
-        with signal_handlers(asyncio.get_running_loop(), on_signal):
+        loop = asyncio.get_running_loop()
+        cut_off: list[float] = []  # seconds without Redis, once the worker gave up
+
+        async def watch_redis() -> None:
+            started = loop.time()
+            while True:
+                await asyncio.sleep(min(1.0, args.redis_timeout / 4))
+                silent = loop.time() - (coordinator.last_contact or started)
+                if silent >= args.redis_timeout:
+                    cut_off.append(silent)
+                    fleet.stop()
+                    return
+
+        with signal_handlers(loop, on_signal):
+            runner = asyncio.create_task(fleet.run(handler))
+            watchdog = asyncio.create_task(watch_redis())
             try:
-                await fleet.run(handler)
+                await asyncio.wait({runner, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+                if cut_off:
+                    await _stop_within(runner, SHUTDOWN)
+                else:
+                    await runner
             finally:
+                watchdog.cancel()
                 out.flush()
-                await store.close()
+                with contextlib.suppress(TimeoutError):  # its saves ended with the tasks
+                    await asyncio.wait_for(store.close(), 1.0 if cut_off else SHUTDOWN)
+        if cut_off:
+            raise RedisFailure(
+                EXIT_NETWORK,
+                f"Redis at {redacted(url)} unreachable for {cut_off[0]:.0f} s (--redis-timeout "
+                f"{args.redis_timeout:g}): the worker stopped; workers that reach Redis take its "
+                "agents over",
+            )
         for key, status in sorted(fleet.status().items()):
             if status.last_error is not None:
                 say(f"agent {key}: {status.last_error}")
     if signalled and signalled[0] != signal.SIGTERM:  # SIGTERM: a clean stop, exit 0
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+async def _stop_within(runner: asyncio.Task[None], seconds: float) -> None:
+    """Wait ``seconds`` for the stopping fleet; then cancel every task left (handlers, polls,
+    saves retrying against a Redis that is gone) and wait as long again for them."""
+    done, _ = await asyncio.wait({runner}, timeout=seconds)
+    if not done:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.wait(others, timeout=seconds)
+    if runner.done() and not runner.cancelled():
+        runner.exception()  # retrieved: its failure is the lost Redis, reported by the caller

@@ -20,10 +20,12 @@ from __future__ import annotations
 from ._checkpoint import RedisCheckpointStore
 from ._coordinator import Ownership, RedisCoordinator
 from ._limiter import RedisRateLimiter
+from ._writes import RedisWrites
 
 __all__ = [
     "Ownership",
     "RedisCheckpointStore",
     "RedisCoordinator",
     "RedisRateLimiter",
+    "RedisWrites",
 ]

@@ -3,14 +3,17 @@
 Each key's checkpoint is one Redis hash, ``{prefix}:cp:{key}`` (the key in a hash tag), with the
 fields ``high_water`` (ISO text, absent for ``None``), ``recent_ids`` (compact JSON),
 ``position`` (absent for ``None``) and ``fence`` (the fencing token of the worker that owns the
-key, absent until a fenced worker claimed it). Every fenced write is one Lua script: it compares
-the stored fence and writes the checkpoint and the fence together, atomically.
+key, absent until a fenced worker claimed it), and ``writes`` (the id of the last consumer
+writes stored with it). Every save is one Lua script: it compares the stored fence and writes
+the checkpoint, the fence and the consumer's staged writes (:class:`RedisWrites`) together,
+atomically.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,6 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from .._aio import AsyncClosing
 from ..checkpoint import Checkpoint, _check_key, _encode_high_water, _encode_ids, _normalize
 from ..errors import CheckpointError, FencedOutError
+from ._writes import LUA_KEY_TYPES, LUA_WRITES, RedisWrites
 
 __all__ = ["RedisCheckpointStore"]
 
@@ -50,13 +54,18 @@ local function bad_fence(f)  -- not the text of an integer in [0, 2**63 - 1]
 end
 """
 
-#: KEYS[1] the checkpoint hash; ARGV: fence ('' = unfenced), recent_ids, has_high_water ('0' or
-#: '1'), high_water, has_position, position. Returns {1} when stored, {0, stored_fence} when
-#: refused, an error reply for a corrupt fence.
+#: KEYS[1] the checkpoint hash, KEYS[2...] the consumer's keys; ARGV: fence ('' = unfenced),
+#: recent_ids, has_high_water ('0' or '1'), high_water, has_position, position, the writes' id
+#: ('' for none), then the staged writes (:data:`LUA_WRITES`). Returns {1} when stored (or when
+#: these writes were stored before: a retry), {0, stored_fence} when refused, an error reply for
+#: a corrupt fence or a write that cannot run (nothing is written then).
 CHECKPOINT_SAVE_LUA = (
     _LUA_FENCE_HELPERS
+    + LUA_KEY_TYPES
     + """
 local key = KEYS[1]
+local writes_id = ARGV[7]
+if writes_id ~= '' and redis.call('HGET', key, 'writes') == writes_id then return {1} end
 local stored = redis.call('HGET', key, 'fence')
 if stored and bad_fence(stored) then
   return redis.error_reply('ZDACTIVITY corrupt fence')
@@ -66,8 +75,13 @@ if fence == '' then
   if stored then return {0, stored} end
 else
   if stored and older(fence, stored) then return {0, stored} end
-  redis.call('HSET', key, 'fence', fence)
 end
+local i = 8
+"""
+    + LUA_WRITES
+    + """
+if fence ~= '' then redis.call('HSET', key, 'fence', fence) end
+if writes_id ~= '' then redis.call('HSET', key, 'writes', writes_id) end
 redis.call('HSET', key, 'recent_ids', ARGV[2])
 if ARGV[3] == '1' then
   redis.call('HSET', key, 'high_water', ARGV[4])
@@ -203,17 +217,31 @@ class RedisCheckpointStore(AsyncClosing):
         values = await self._call(key, "load", lambda: self._redis.hmget(rkey, _FIELDS))
         return _decode(self._prefix, key, values)
 
-    async def save(self, key: str, checkpoint: Checkpoint, *, fence: int | None = None) -> None:
+    def writes(self, key: str) -> RedisWrites:
+        """An empty :class:`RedisWrites` for ``key``'s next save (``Fleet.writes`` calls it)."""
+        return RedisWrites(self.redis_key(key))
+
+    async def save(
+        self,
+        key: str,
+        checkpoint: Checkpoint,
+        *,
+        fence: int | None = None,
+        writes: RedisWrites | None = None,
+    ) -> None:
         """Store ``checkpoint`` under ``key``; durable on return as far as Redis's persistence is.
 
         With ``fence``: refused (:class:`FencedOutError`) if the stored fence is higher, else
         the checkpoint and ``fence`` are stored together, atomically. Without: refused
         (:class:`FencedOutError`) if the key was ever claimed or saved with a fence, since a
-        fenced owner and an unfenced writer on one key is a bug.
+        fenced owner and an unfenced writer on one key is a bug. ``writes`` run in the same
+        script, after the same check: stored with the checkpoint, or refused with it.
         """
         rkey = self.redis_key(key)
         checkpoint = _normalize(checkpoint)
         fence_text = "" if fence is None else str(_check_fence(fence))
+        if writes is not None and not isinstance(writes, RedisWrites):
+            raise TypeError(f"writes must be RedisWrites, not {type(writes).__name__}")
         hw = _encode_high_water(checkpoint.high_water)
         position = checkpoint.position
         if position is not None:
@@ -222,7 +250,8 @@ class RedisCheckpointStore(AsyncClosing):
             except UnicodeEncodeError:
                 raise ValueError("position is not valid Unicode text") from None
         self._check_open()
-        args = [
+        keys: list[str] = [rkey]
+        args: list[str | bytes] = [
             fence_text,
             _encode_ids(checkpoint.recent_ids),
             "0" if hw is None else "1",
@@ -230,7 +259,17 @@ class RedisCheckpointStore(AsyncClosing):
             "0" if position is None else "1",
             position or "",
         ]
-        result = await self._call(key, "save", lambda: self._save_script(keys=[rkey], args=args))
+        if writes:
+            # An id makes the save idempotent: a retry after a dropped connection does not run
+            # the writes a second time.
+            consumer_keys, tail = writes.encode(first_key_index=2)
+            if rkey in consumer_keys:
+                raise ValueError(f"{rkey!r} is the checkpoint's own key")
+            keys += consumer_keys
+            args += [uuid.uuid4().hex, *tail]
+        else:
+            args += ["", "0"]
+        result = await self._call(key, "save", lambda: self._save_script(keys=keys, args=args))
         stored = self._refusal(key, result)
         if stored is not None:
             self.refused += 1
@@ -295,7 +334,8 @@ class RedisCheckpointStore(AsyncClosing):
 
     async def _call(self, key: str, action: str, command: Callable[[], Awaitable[_T]]) -> _T:
         # Every command of the store is idempotent (a fenced save writes absolute values, and
-        # passes again with the same fence), so a dropped connection (Redis restarted, an idle
+        # passes again with the same fence; its consumer writes carry an id the script
+        # remembers), so a dropped connection (Redis restarted, an idle
         # connection closed) is retried once, on a fresh connection.
         self._inflight += 1
         self._idle.clear()
@@ -322,6 +362,13 @@ class RedisCheckpointStore(AsyncClosing):
                         else "its fence is not a decimal integer"
                     )
                     error = self._corrupt(key, what)
+                elif "ZDACTIVITY writes:" in text:
+                    what = text.split("ZDACTIVITY writes:", 1)[1].strip()[:_MESSAGE_LIMIT]
+                    error = CheckpointError(
+                        f"Redis checkpoint store {self._prefix!r} could not {action} {key!r}"
+                        f" with its writes: {what}; nothing was written",
+                        self._prefix,
+                    )
                 else:
                     error = self._failed(key, action, exc)
             except RedisConnectionError as exc:

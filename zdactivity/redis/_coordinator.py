@@ -24,11 +24,13 @@ the full set of agents; each runs only its share.
 The guarantee: no activity is lost (a new owner resumes from the last checkpoint saved with a
 fence); an agent's activity may be delivered twice, at most once per crash (or pause past the
 lease) of a worker that owned it: the one its handler had taken but not yet committed. A
-graceful handover commits first and repeats nothing. A consumer that must see each activity
-once dedupes by ``activity.id``, or writes its output conditioned on the ownership's fence
-(:meth:`Fleet.ownership <zdactivity.fleet.Fleet.ownership>`), so a zombie's late writes are
-refused on its side too. (Writing the output and the checkpoint in one transaction is not
-offered yet.)
+graceful handover commits first and repeats nothing. Output kept in the same Redis is exactly
+once when the handler stages it with :meth:`Fleet.writes <zdactivity.fleet.Fleet.writes>`
+(:class:`~zdactivity.redis.RedisWrites`): it is written in the script that saves the
+checkpoint, behind the same fence check, so a crash writes neither and a zombie's late save is
+refused whole. A consumer whose output lives elsewhere dedupes by ``activity.id``, or writes it
+conditioned on the ownership's fence (:meth:`Fleet.ownership
+<zdactivity.fleet.Fleet.ownership>`), so a zombie's late writes are refused on its side too.
 
 Keys (all with the group's hash tag, all with TTLs): ``{prefix}:{{group}}:members`` (a sorted
 set), ``{prefix}:{{group}}:lease:{agent}``, ``{prefix}:{{group}}:fence:{agent}`` (kept
@@ -160,6 +162,9 @@ class RedisCoordinator:
         self.safety = safety
         self.owned: dict[str, Ownership] = {}
         self.members: list[str] = []
+        #: Loop time of the last heartbeat that reached Redis (None before the first): how long
+        #: this worker has been cut off, for a caller that gives up after a while.
+        self.last_contact: float | None = None
         self._joined = False
         self._heartbeat_script: Any = redis.register_script(_HEARTBEAT)
         self._renew_script: Any = redis.register_script(_RENEW)
@@ -202,6 +207,7 @@ class RedisCoordinator:
         raw = await self._heartbeat_script(
             keys=[self.members_key], args=[self.worker_id, self._lease_ms, "1"]
         )
+        self.last_contact = loop.time()
         self.members = [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
         first = not self._joined
         self._joined = True
