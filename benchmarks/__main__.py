@@ -11,6 +11,7 @@ is measured in this one run, against the emulator in a child process on loopback
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ def run(quick: bool) -> dict[str, Any]:
     from . import bench_fanout, bench_memory, bench_ratelimit, bench_throughput
 
     results: dict[str, Any] = {"quick": quick, "machine": machine()}
+    load_start = os.getloadavg()[0]
     started = time.perf_counter()
     print("1/5 single-stream throughput...", flush=True)
     tp = bench_throughput.measure_throughput(300 if quick else 3000, 1 if quick else 5)
@@ -59,6 +61,7 @@ def run(quick: bool) -> dict[str, Any]:
         else bench_memory.measure_memory(20_000, 100_000, 10_000)
     )
     results["seconds"] = time.perf_counter() - started
+    results["load"] = (load_start, os.getloadavg()[0])
     return results
 
 
@@ -117,7 +120,8 @@ def report(r: dict[str, Any]) -> str:
     w("## Machine\n")
     w(f"- CPU: {m['cpu']}, {m['cores']} cores (shared by the emulator and the client)")
     w(f"- {m['os']}, {m['python']}")
-    w(f"- {m['packages']}\n")
+    w(f"- {m['packages']}")
+    w(f"- Load during the run: {load_note(r)}\n")
     w("## Summary\n")
     w("| # | Figure | zdactivity | compared with | ratio | target | status |")
     w("|---|---|---|---|---|---|---|")
@@ -316,6 +320,16 @@ def report(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def load_note(r: dict[str, Any]) -> str:
+    if r.get("load_note"):
+        return str(r["load_note"])
+    start, end = r.get("load", (float("nan"), float("nan")))
+    return (
+        f"1-minute load average {start:.1f} at the start, {end:.1f} at the end (the machine is"
+        " shared; timings inflate under load, ratios less so)"
+    )
+
+
 def bound_stream(r: dict[str, Any]) -> str:
     rates = r["throughput"]["rates"]
     floor, zd, dec = rates[FLOOR], rates["zdactivity"], rates[DECODE_FLOOR_STREAM]
@@ -343,11 +357,12 @@ def bound_cpu(r: dict[str, Any]) -> str:
         " floor. Above it, zdactivity decodes every documented scalar of each activity (`url`,"
         " `verb`, `title`, `updated_at` besides the floor's `id`, `created_at`, `actor_id`) and"
         " checks ids and times (int64, UTC offset, years 3..9997) in the same pass; the first"
-        " `.actor` of a page indexes the sideloaded records (a cache lookup each when warm, an"
-        " `id` skim each when cold) and each distinct actor is then resolved once: from the"
-        " cache when warm, by a full `User` decode when cold (~20 records of ~1 kB: every"
-        " documented field, times parsed, `user_fields` frozen), which the floor never does (it"
-        " reads two fields). Warm, zdactivity spends"
+        " `.actor` of a page indexes the sideloaded records and each distinct actor is resolved"
+        " once: warm, a cache lookup per record (a bytes copy and a hash); cold, a full `User`"
+        " decode per record (~20 records of ~1 kB: every documented field, times parsed,"
+        " `user_fields` frozen), which the floor never does (it reads two fields of each)."
+        " Process CPU also pays for what instruction counts do not show (the cache misses of"
+        " allocating every record), and more so on a loaded machine. Warm, zdactivity spends"
         f" {(warm - floor) * 1e6:,.0f} us per page above the floor ({warm / floor:.2f}x); cold,"
         f" {(cold - floor) * 1e6:,.0f} us ({cold / floor:.2f}x). " + CPU_PROFILE
     )
@@ -379,7 +394,7 @@ CPU_PROFILE = (
     " sideloaded records of ~1 kB by their bytes (a copy and a hash each) and the 100 `.actor`"
     " reads bring it to 1.34x; cold, decoding the ~20 distinct users in full brings it to"
     " 1.59x. The rest of the floor's distance is msgspec building the fields zdactivity"
-    " documents (three strings, a second time, four raw slices per activity) and one Python"
+    " documents (three strings, a second datetime, four raw slices per activity) and one Python"
     " pass over the activities (attach the page's index, check the years)."
 )
 FANOUT_PROFILE = (
@@ -411,6 +426,33 @@ HISTORY = (
 )
 
 
+KEPT_SECTIONS = ("## R. Read-ahead", "## 6. One account budget across processes (Redis)")
+"""Sections measured by other scripts (bench_readahead.py, bench_redis.py): a run keeps them as
+they are in the RESULTS.md it replaces (the read-ahead one once filled in)."""
+
+
+def _write(path: Path, text: str) -> str:
+    """Write ``text`` to ``path``, keeping the sections of the old file that this run does not
+    measure; returns what was written."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    for title in KEPT_SECTIONS:
+        kept = _section(old, title)
+        if kept is None or "PLACEHOLDER" in kept:
+            continue
+        new = _section(text, title)
+        text = text.replace(new, kept) if new is not None else f"{text.rstrip()}\n\n{kept}"
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+def _section(text: str, title: str) -> str | None:
+    start = text.find(f"\n{title}")
+    if start < 0:
+        return None
+    end = text.find("\n## ", start + 1)
+    return text[start + 1 : end if end >= 0 else len(text)].rstrip() + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
@@ -422,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         import pickle
 
         results = pickle.loads(args.report_from.read_bytes())
-        (args.out / "RESULTS.md").write_text(report(results), encoding="utf-8")
+        _write(args.out / "RESULTS.md", report(results))
         return 0
     missing = missing_extra()
     if missing:
@@ -439,8 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         args.save.write_bytes(pickle.dumps(results))
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results["fanout"], args.out / "fanout.png")
-    text = report(results)
-    (args.out / "RESULTS.md").write_text(text, encoding="utf-8")
+    text = _write(args.out / "RESULTS.md", report(results))
     print(text)
     return 0
 
