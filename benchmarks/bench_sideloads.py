@@ -5,7 +5,9 @@ Run: ``python -m benchmarks.bench_sideloads`` (add ``--quick`` for a smoke run).
 The page comes from the emulator (full inline and sideloaded user records, as Zendesk sends).
 "Eager" is the usual msgspec approach: every inline ``actor``/``user`` and every sideloaded record
 decoded into ``User`` structs up front. All figures are medians of several runs, reported as
-ratios measured side by side in this one run.
+ratios measured side by side in this one run. The lazy cases start from an empty user cache
+(a fresh client) except the one labelled "warm cache", whose cache holds the page's users before
+its timing starts (a steady stream's later pages).
 """
 
 from __future__ import annotations
@@ -82,12 +84,22 @@ def main() -> None:
     args = parser.parse_args()
     runs, inner = (3, 5) if args.quick else (15, 100)
     body = asyncio.run(fetch_page(args.actors))
-    users = UserCache()  # as a client has: recurring actors are decoded once across pages
+    # A client's cache, warmed by the first call of the "warm" case (outside its timing) and
+    # reused after: what a steady stream that repeats its actors sees. Every other lazy case
+    # starts from an empty cache (a fresh client), so no decode is saved outside the timing.
+    users = UserCache()
 
     def lazy_decode() -> object:
-        return protocol.decode_page(body, cache=users)
+        return protocol.decode_page(body, cache=UserCache())
 
     def lazy_actor_names() -> object:
+        return [
+            a.actor.name
+            for a in protocol.decode_page(body, cache=UserCache())
+            if a.actor is not None
+        ]
+
+    def lazy_actor_names_warm() -> object:
         return [
             a.actor.name for a in protocol.decode_page(body, cache=users) if a.actor is not None
         ]
@@ -95,7 +107,7 @@ def main() -> None:
     def lazy_actor_and_user() -> object:
         return [
             (a.actor, a.user)
-            for a in protocol.decode_page(body, cache=users)
+            for a in protocol.decode_page(body, cache=UserCache())
             if a.actor is not None and a.user is not None
         ]
 
@@ -116,6 +128,7 @@ def main() -> None:
         {
             "lazy: decode page only": lazy_decode,
             "lazy: decode + .actor.name on all": lazy_actor_names,
+            "lazy, warm cache (not cold!): same": lazy_actor_names_warm,
             "lazy: decode + .actor and .user on all": lazy_actor_and_user,
             "eager msgspec: decode everything": eager_decode,
             "eager msgspec: decode + .actor.name": eager_actor_names,

@@ -32,12 +32,18 @@ def test_quick_benchmark_run_writes_a_results_table(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
     assert "| # | Figure | zdactivity |" in results
     for figure in ("throughput", "CPU per", "fan-out", "rate-limit", "peak RSS", "Read-ahead"):
         assert figure in results
+    # CPU cold and warm against the decode floor; fan-out against the aiohttp floor; both
+    # pydantic peers; each figure says what bounds it; the read-ahead figures in the summary.
+    for row in ("`.actor`), warm", "`.actor`), cold", "aiohttp floor", "users deferred"):
+        assert row in results
+    assert results.count("**Bounded by:**") >= 5
+    assert "## R. Read-ahead" in results and "| R | read-ahead, 50 ms latency" in results
     assert "Quick (smoke) run" in results
     assert (tmp_path / "fanout.png").stat().st_size > 1000

@@ -128,9 +128,14 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+_SCALARS: Final = frozenset((str, int, float, bool, type(None)))
+
+
 def _freeze_object(value: dict[str, Any]) -> FrozenDict:
     if not value:
         return _EMPTY_FIELDS
+    if _SCALARS.issuperset(map(type, value.values())):  # the common case, checked in C
+        return FrozenDict(value)
     for v in value.values():
         if isinstance(v, _CONTAINERS):  # nested containers: freeze them too
             return FrozenDict({k: _freeze(v) for k, v in value.items()})
@@ -252,6 +257,8 @@ class ActivityCount(msgspec.Struct, kw_only=True, frozen=True):
 class _Users(Protocol):
     """Where a page's activities find their users: :class:`zdactivity.sideloads.UserIndex`."""
 
+    decoded: dict[int, User]
+
     def get(
         self, user_id: int | None, inline: msgspec.Raw, activity_id: int, key: str
     ) -> User | None: ...
@@ -302,7 +309,10 @@ class Activity(msgspec.Struct, kw_only=True, dict=True):
         """The user who caused the activity (``SYSTEM_USER`` for automations), or None."""
         users = self._users
         if users is not None:
-            user = users.get(self.actor_id, self._actor, self.id, "actor")
+            # The common case first: a user this page has already resolved (one dict lookup).
+            user = users.decoded.get(self.actor_id)  # type: ignore[arg-type]
+            if user is None:
+                user = users.get(self.actor_id, self._actor, self.id, "actor")
         else:
             user = self._own_user(self.actor_id, "actor", self._actor)
         if user is None and self.actor_id == -1:
@@ -314,7 +324,10 @@ class Activity(msgspec.Struct, kw_only=True, dict=True):
         """The agent whose stream this is, or None if the response carried no record."""
         users = self._users
         if users is not None:
-            return users.get(self.user_id, self._user, self.id, "user")
+            user = users.decoded.get(self.user_id)  # type: ignore[arg-type]
+            if user is None:
+                user = users.get(self.user_id, self._user, self.id, "user")
+            return user
         return self._own_user(self.user_id, "user", self._user)
 
     def _own_user(self, user_id: int | None, key: str, inline: msgspec.Raw) -> User | None:

@@ -534,8 +534,8 @@ def decode_page(
     decoded: _PageBody = _decode(_PAGE_DECODER, body)
     users = UserIndex((("actors", decoded.actors), ("users", decoded.users)), cache)
     activities = decoded.activities
-    attach(activities, users)
-    for activity in activities:
+    for activity in activities:  # one pass: attach the index, check the years
+        activity.__dict__["_users"] = users
         updated = activity.updated_at
         if not MIN_YEAR <= activity.created_at.year <= MAX_YEAR or (
             updated is not None and not MIN_YEAR <= updated.year <= MAX_YEAR
