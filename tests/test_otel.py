@@ -235,13 +235,20 @@ async def test_limiter_wait_is_measured_apart_from_the_exchange(
     assert span.end_time - span.start_time <= (waited.elapsed - waited.limiter_wait) * 1e9 + 1e6  # type: ignore[operator]
 
 
-async def test_instrumenting_again_replaces_the_hook(
+async def test_instrumenting_again_replaces_the_hook_and_spans_have_their_parent(
     zendesk_emulator: Emulator, zendesk_client: zdactivity.Client, telemetry: Telemetry
 ) -> None:
     telemetry.instrument(zendesk_client)
     telemetry.instrument(zendesk_client, agent="b")
-    await zendesk_client.activities.count()
-    assert len(telemetry.spans()) == 1
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("handler") as handler:
+        await zendesk_client.activities.count()
+    [attempt] = [span for span in telemetry.spans() if span.name != "handler"]
+    # a child of the span current where the call was awaited
+    assert attempt.parent is not None
+    assert attempt.parent.span_id == handler.get_span_context().span_id
+    assert attempt.context is not None
+    assert attempt.context.trace_id == handler.get_span_context().trace_id
 
 
 def test_bad_arguments_are_refused() -> None:
@@ -330,3 +337,21 @@ async def test_the_readme_telemetry_snippet_runs(
     [span] = telemetry.spans()
     assert span.name == "GET /api/v2/activities/count"
     assert namespace["zd"].closed
+
+
+async def test_a_failing_exporter_never_fails_a_request(
+    zendesk_client: zdactivity.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(TracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+            tracer = super().get_tracer(*args, **kwargs)
+
+            def start_span(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("exporter down")
+
+            tracer.start_span = start_span  # type: ignore[method-assign]
+            return tracer
+
+    zdactivity.otel.instrument(zendesk_client, tracer_provider=Broken())
+    assert (await zendesk_client.activities.count()).value >= 0
+    assert "zdactivity.otel could not record an attempt" in caplog.text

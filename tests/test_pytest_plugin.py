@@ -1,9 +1,9 @@
 """The pytest plugin (``zdactivity.testing.pytest_plugin``), run as a user's suite runs it.
 
-Each test writes a user's test file and runs pytest on it (``pytester``, in a new process), in
-the three event loop setups a user may have: no pytest-asyncio (``-p no:asyncio``: the plugin
-runs the loop), and pytest-asyncio in strict and in auto mode. The plugin comes from the
-installed ``pytest11`` entry point, as it does for users.
+Each test writes a user's test files and runs pytest on them (``pytester``, in a new process),
+in the event loop setups a user may have: no pytest-asyncio (not installed, or ``-p
+no:asyncio``: the plugin runs the loop), and pytest-asyncio in strict and in auto mode. The
+plugin comes from the installed ``pytest11`` entry point, as it does for users.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCOPE = ["-o", "asyncio_default_fixture_loop_scope=function"]
 LOOP_SETUPS = {
+    "not-installed": ["-p", "no:asyncio"],  # and pytest_asyncio cannot be imported
     "plugin-loop": ["-p", "no:asyncio"],
     "asyncio-strict": ["-o", "asyncio_mode=strict", *SCOPE],
     "asyncio-auto": ["-o", "asyncio_mode=auto", *SCOPE],
@@ -41,6 +42,8 @@ filterwarnings =
 def loop_setup(request: pytest.FixtureRequest, pytester: pytest.Pytester) -> str:
     pytester.makeini(INI)
     name: str = request.param
+    if name == "not-installed":  # the subprocess imports from pytester.path first
+        pytester.makepyfile(pytest_asyncio="raise ModuleNotFoundError('pytest_asyncio')")
     return name
 
 
@@ -202,6 +205,15 @@ async def test_anyio(zendesk_emulator, zendesk_client):
 """
 
 
+PYTEST_ASYNCIO_ABSENT = """
+import sys
+
+
+def test_absent():
+    assert "pytest_asyncio" not in sys.modules
+"""
+
+
 def readme_snippet() -> str:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Testing your code with the emulator", 1)[1].split("\n## ", 1)[0]
@@ -213,6 +225,10 @@ def readme_snippet() -> str:
 EXPECTED = {
     # the async test without the fixtures: pytest's "not natively supported"
     "plugin-loop": ({"own": OWN_ASYNC_FIXTURE, "anyio": ANYIO_TEST}, (8, 2, 2)),
+    "not-installed": (
+        {"own": OWN_ASYNC_FIXTURE, "anyio": ANYIO_TEST, "absent": PYTEST_ASYNCIO_ABSENT},
+        (9, 2, 2),
+    ),
     # the same, pytest-asyncio leaves unmarked tests in strict mode
     "asyncio-strict": ({"anyio": ANYIO_TEST}, (7, 2, 2)),
     # pytest-asyncio runs every async test

@@ -29,6 +29,7 @@ give). No attribute carries a credential, a cursor or an email address.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
 __all__ = ["TelemetryUnavailableError", "instrument"]
+
+log = logging.getLogger("zdactivity")
 
 #: Query parameters whose values ``url.full`` shows; any other (``since``, the cursor, a
 #: parameter added later) shows as ``REDACTED``.
@@ -139,6 +142,12 @@ class _Hook:
     def __call__(self, event: RequestEvent) -> None:
         if self.previous is not None:
             self.previous(event)
+        try:
+            self._record(event)
+        except Exception:  # telemetry never fails a request
+            log.warning("zdactivity.otel could not record an attempt", exc_info=True)
+
+    def _record(self, event: RequestEvent) -> None:
         template = url_template(event.path)
         attributes: dict[str, Any] = {
             "http.request.method": event.method,

@@ -7,7 +7,7 @@ no:zdactivity`` turns it off). It adds fixtures, for ``async def`` tests::
     async def test_sync(zendesk_emulator: Emulator, zendesk_client: zdactivity.Client) -> None:
         zendesk_emulator.inject(Fault.status(503, retry_after=1))
         listed = await zendesk_client.activities.list().collect()
-        assert len(listed) == 20
+        assert len(listed) == len(zendesk_emulator.activities_for(zendesk_emulator.agents[0]))
 
 - ``zendesk_emulator``: a started :class:`~zdactivity.testing.Emulator` on 127.0.0.1, stopped
   after the test. ``@pytest.mark.zendesk_emulator(**kwargs)`` (on the test, its class or its
@@ -23,7 +23,8 @@ The event loop: whoever runs the test's loop runs these fixtures in it.
 
 - pytest-asyncio active, either mode: it runs them. In strict mode a test using these fixtures
   counts as marked ``@pytest.mark.asyncio``.
-- anyio's plugin (a test marked ``anyio``, asyncio backend; pytest-asyncio not active): anyio.
+- anyio's plugin (a test marked ``anyio``, asyncio backend): anyio runs them, unless
+  pytest-asyncio's auto mode claims the test too.
 - neither: the plugin runs the test, these fixtures and the test's other function-scoped
   ``async def`` fixtures in one new event loop per test, closed after.
 
