@@ -68,12 +68,28 @@ def test_installing_zdactivity_registers_the_plugin() -> None:
     )
 
 
-def test_importing_zdactivity_does_not_import_pytest() -> None:
-    code = "import sys, zdactivity, zdactivity.testing; print('pytest' in sys.modules)"
+def imported_after(statement: str, prefixes: tuple[str, ...]) -> list[str]:
+    """The modules starting with ``prefixes`` that a new interpreter has after ``statement``."""
+    listing = f"sorted(m for m in sys.modules if m.startswith({prefixes!r}))"
+    code = f"import sys; {statement}; print({listing})"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    assert result.stdout.strip() == "False"
+    return eval(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_importing_zdactivity_does_not_import_pytest() -> None:
+    statement = (
+        "import zdactivity, zdactivity.client, zdactivity.testing; zdactivity.testing.Emulator"
+    )
+    assert imported_after(statement, ("pytest", "_pytest")) == []
+
+
+def test_loading_the_plugin_imports_no_aiohttp_nor_the_emulator() -> None:
+    # pytest loads it in every run where zdactivity is installed: it costs little until used.
+    loaded = imported_after("import zdactivity.testing.pytest_plugin", ("aiohttp", "zdactivity"))
+    assert not [m for m in loaded if m.startswith("aiohttp")]
+    assert "zdactivity.testing._emulator" not in loaded and "zdactivity.client" not in loaded
 
 
 USER_TESTS = """

@@ -41,12 +41,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-import zdactivity
-from zdactivity.testing import Agent, Emulator
-
-__all__ = ["ClientFactory"]
-
 if TYPE_CHECKING:
+    import zdactivity
+    from zdactivity.testing import Agent, Emulator
+
     _fixture = pytest.fixture
 else:
     try:  # pytest-asyncio (strict mode) runs async fixtures only when they say so
@@ -54,6 +52,10 @@ else:
     except ImportError:  # pragma: no cover - where pytest-asyncio is not installed
         _fixture = pytest.fixture
 
+__all__ = ["ClientFactory"]
+
+# Nothing of zdactivity is imported until a fixture is used: pytest loads this plugin in every
+# run where zdactivity is installed.
 FIXTURES = frozenset({"zendesk_emulator", "zendesk_client", "zendesk_client_factory"})
 MARKER = "zendesk_emulator"
 
@@ -83,6 +85,8 @@ async def zendesk_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emul
                 pytrace=False,
             )
         kwargs.update(mark.kwargs)
+    from zdactivity.testing import Emulator
+
     try:
         emulator = Emulator(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -94,6 +98,9 @@ async def zendesk_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emul
 @_fixture
 async def zendesk_client_factory(zendesk_emulator: Emulator) -> AsyncIterator[ClientFactory]:
     """Make clients on ``zendesk_emulator`` (closed after the test): see :class:`ClientFactory`."""
+    import zdactivity
+    from zdactivity.testing import Agent
+
     clients: list[zdactivity.Client] = []
 
     def make(agent: Agent | int = 0, **client_kwargs: Any) -> zdactivity.Client:
