@@ -53,7 +53,7 @@ async def run_block(index: int, source: str, ns: dict[str, Any]) -> None:
 
 def test_the_readme_has_the_blocks_this_test_knows() -> None:
     blocks = python_blocks()
-    assert len(blocks) == 10
+    assert len(blocks) == 11  # the last (Telemetry) runs in tests/test_otel.py
     assert sum('subdomain="acme"' in b for b in blocks) == 6
 
 
@@ -216,9 +216,18 @@ async def test_readme_python_blocks_run_against_the_emulator(
                 expected[emu.agents[1].email]
             )
 
-    # Testing with the emulator: the block defines a test; run it.
+    # Testing with the emulator: the block defines a test of the pytest plugin's fixtures; run it
+    # on the emulator and client they would give (tests/test_pytest_plugin.py runs it in pytest).
     await run_block(9, blocks[9], ns)
-    await ns["test_my_sync_survives_a_flaky_zendesk"]()
+    async with Emulator(agents=3, activities_per_agent=50) as emu:
+        agent = emu.agents[0]
+        async with zdactivity.Client(
+            base_url=emu.url,
+            auth=zdactivity.APIToken(agent.email, agent.api_token),
+            retry=zdactivity.RetryPolicy().testing(),
+        ) as zd:
+            await ns["test_my_sync_survives_a_flaky_zendesk"](emu, zd)
+        assert [r.status for r in emu.requests][:3] == [503, 500, 0]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)

@@ -82,7 +82,13 @@ class ClientStats:
 
 @dataclass(frozen=True, slots=True)
 class RequestEvent:
-    """What a ``on_request`` hook is told after each attempt. Carries no credentials."""
+    """What a ``on_request`` hook is told after each attempt. Carries no credentials.
+
+    ``elapsed``: seconds from the attempt's start (waiting in the rate limiter included) to its
+    end; ``limiter_wait``: the part of it spent waiting in the rate limiter. ``params``: the
+    query parameters (a listing's cursor and ``since`` among them). ``activities``: how many
+    activities a successful answer carries (a page's, 1 for one activity; None otherwise).
+    """
 
     method: str
     path: str
@@ -92,6 +98,9 @@ class RequestEvent:
     elapsed: float
     error: ZendeskError | None = None
     retry_in: float | None = None
+    limiter_wait: float = 0.0
+    params: tuple[tuple[str, str], ...] = ()
+    activities: int | None = None
 
 
 RequestHook = Callable[[RequestEvent], None]
@@ -274,8 +283,10 @@ class Client(AsyncClosing):
             status = request_id = None
             # The limiter's sleeps count against max_time like the retry delays do.
             budget = policy.max_time - (sent - started)
+            waited: float | None = None  # None: the whole attempt was spent in the limiter
             try:
                 permit = await self._acquire(request, budget)
+                waited = policy.clock() - sent
                 shared.stats.requests += 1  # only what is sent: a local refusal is not a request
                 response = await self._send(request, authorization, permit)
             except ZendeskError as exc:
@@ -286,7 +297,17 @@ class Client(AsyncClosing):
                 outcome = await self._interpret(request, response, permit, decode)
                 request_id = outcome.request_id
                 if outcome.error is None:
-                    self._report(request, attempt, status, request_id, sent, None, None)
+                    self._report(
+                        request,
+                        attempt,
+                        status,
+                        request_id,
+                        sent,
+                        None,
+                        None,
+                        waited,
+                        _activities_in(outcome.value),
+                    )
                     return outcome.value  # type: ignore[return-value]
                 error = outcome.error
             # decide
@@ -297,7 +318,7 @@ class Client(AsyncClosing):
                 and refreshable.can_refresh
                 and not refreshed
             ):
-                self._report(request, attempt, status, request_id, sent, error, 0.0)
+                self._report(request, attempt, status, request_id, sent, error, 0.0, waited)
                 refreshed = True
                 await self._refresh(refreshable, generation)
                 continue
@@ -309,7 +330,7 @@ class Client(AsyncClosing):
                 # and holds the account for max_retry_after at most, never 31 years.
                 pause = error.retry_after if error.retry_after is not None else delay
                 await limiter.apause(min(pause or 0.0, policy.max_retry_after))
-            self._report(request, attempt, status, request_id, sent, error, delay)
+            self._report(request, attempt, status, request_id, sent, error, delay, waited)
             if delay is None:
                 raise error
             shared.stats.retries += 1
@@ -410,6 +431,8 @@ class Client(AsyncClosing):
         sent: float,
         error: ZendeskError | None,
         retry_in: float | None,
+        limiter_wait: float | None,
+        activities: int | None = None,
     ) -> None:
         elapsed = self.retry.clock() - sent
         if error is None:
@@ -457,6 +480,9 @@ class Client(AsyncClosing):
                     elapsed,
                     error,
                     retry_in,
+                    elapsed if limiter_wait is None else limiter_wait,
+                    request.params,
+                    activities,
                 )
             )
 
@@ -613,6 +639,13 @@ class ActivitiesAPI:
         return await self._client._call(
             protocol.count_request(), lambda body, _request_id: protocol.decode_count(body)
         )
+
+
+def _activities_in(value: object) -> int | None:
+    """How many activities a decoded answer carries, for :class:`RequestEvent`."""
+    if isinstance(value, ActivityPage):
+        return len(value.activities)
+    return 1 if isinstance(value, Activity) else None
 
 
 def _authorization(auth: Auth) -> str:

@@ -73,9 +73,31 @@ OAuth: ``POST /oauth/tokens`` (form or JSON) with ``grant_type=refresh_token``,
 ``Agent.oauth_token``/``refresh_token`` are the initial pair.
 """
 
-from ._account import Agent
-from ._emulator import Emulator
-from ._faults import Fault
-from ._server import RecordedRequest
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._account import Agent
+    from ._emulator import Emulator
+    from ._faults import Fault
+    from ._server import RecordedRequest
 
 __all__ = ["Agent", "Emulator", "Fault", "RecordedRequest"]
+
+# Loaded on first use: the pytest plugin (``zdactivity.testing.pytest_plugin``), which pytest
+# loads in every run where zdactivity is installed, costs no aiohttp import until it is used.
+_LAZY = {
+    "Agent": "_account",
+    "Emulator": "_emulator",
+    "Fault": "_faults",
+    "RecordedRequest": "_server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zdactivity.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
