@@ -19,6 +19,7 @@ SUBMODULES = [
     "fanout",
     "fleet",
     "models",
+    "otel",
     "pagination",
     "protocol",
     "ratelimit",
