@@ -101,10 +101,11 @@ def as_module(block: str) -> str:
 
 def mypy_strict(paths: list[Path], cwd: Path) -> subprocess.CompletedProcess[str]:
     """``mypy --strict`` as a user runs it: from a directory outside the project, no MYPYPATH
-    nor PYTHONPATH, so ``zdactivity`` resolves only through the installed package."""
+    nor PYTHONPATH, so ``zdactivity`` resolves only through the installed package. The cache is
+    the project's own (``.mypy_cache``, as ``mypy --strict zdactivity`` leaves it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MYPYPATH", "PYTHONPATH")}
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(cwd / ".mypy_cache")]
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(ROOT / ".mypy_cache")]
         + [str(p.relative_to(cwd)) for p in paths],
         cwd=cwd,
         env=env,
