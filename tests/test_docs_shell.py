@@ -4,7 +4,8 @@ Each ```bash block is either run here, as written, from a directory laid out lik
 after its setup (``examples/`` and a ``.venv`` that is the environment running these tests), or
 marked in the README just above it with ``<!-- not run by tests/test_docs_shell.py: REASON -->``,
 where REASON is one of ``NOT_RUN_HERE``, each checked: the setup commands are run verbatim by
-``.ci/run`` on a fresh clone; a block that needs a real Zendesk account names one.
+``.ci/run`` on a fresh clone; a block that needs a real Zendesk account names one; a block that
+runs until stopped starts a command that does (``emulator``, ``tail``, ``worker``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MARK = re.compile(r"<!-- not run by tests/test_docs_shell\.py: (.+?) -->\n")
 SETUP = "setup, run verbatim by .ci/run"
 REAL_ACCOUNT = "needs a real Zendesk account"
-NOT_RUN_HERE = (SETUP, REAL_ACCOUNT)
+UNTIL_STOPPED = "runs until stopped"
+NOT_RUN_HERE = (SETUP, REAL_ACCOUNT, UNTIL_STOPPED)
 
 
 def shell_blocks() -> list[tuple[str | None, str]]:
@@ -66,6 +68,12 @@ def test_blocks_that_need_a_real_account_name_one() -> None:
         if reason == REAL_ACCOUNT:
             assert re.search(r"ZENDESK_SUBDOMAIN|--subdomain|\.zendesk\.com", block), block
             assert "127.0.0.1" not in block and "localhost" not in block, block
+
+
+def test_blocks_that_run_until_stopped_start_a_command_that_does() -> None:
+    for reason, block in shell_blocks():
+        if reason == UNTIL_STOPPED:
+            assert re.search(r"zdactivity (emulator|tail|worker)\b", block), block
 
 
 def runnable_blocks() -> list[str]:
