@@ -18,10 +18,15 @@ from zdactivity.testing import Emulator
 
 @dataclass
 class Account:
-    where: dict[str, str]  # subdomain= or base_url=, for zdactivity.Client
+    subdomain: str | None  # one of the two names the account
+    base_url: str | None
     auth: zdactivity.Auth  # one agent's credentials
     agents: dict[str, zdactivity.Auth]  # every agent the example should cover
     emulator: Emulator | None = None
+
+    def client(self) -> zdactivity.Client:
+        """A new client of the account, with the first agent's credentials."""
+        return zdactivity.Client(subdomain=self.subdomain, base_url=self.base_url, auth=self.auth)
 
 
 def env_auth() -> zdactivity.Auth:
@@ -34,14 +39,14 @@ def env_auth() -> zdactivity.Auth:
 async def account(emulated_agents: int = 5) -> AsyncIterator[Account]:
     if os.environ.get("ZENDESK_SUBDOMAIN"):
         auth = env_auth()
-        yield Account({"subdomain": os.environ["ZENDESK_SUBDOMAIN"]}, auth, {"me": auth})
+        yield Account(os.environ["ZENDESK_SUBDOMAIN"], None, auth, {"me": auth})
     elif os.environ.get("ZENDESK_URL"):
         auth = env_auth()
-        yield Account({"base_url": os.environ["ZENDESK_URL"]}, auth, {"me": auth})
+        yield Account(None, os.environ["ZENDESK_URL"], auth, {"me": auth})
     else:
         async with Emulator(agents=emulated_agents, activities_per_agent=40) as emu:
             agents: dict[str, zdactivity.Auth] = {
                 a.email: zdactivity.OAuthToken(a.oauth_token) for a in emu.agents
             }
             first = next(iter(agents.values()))
-            yield Account({"base_url": emu.url}, first, agents, emu)
+            yield Account(None, emu.url, first, agents, emu)

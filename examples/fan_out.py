@@ -15,7 +15,7 @@ import zdactivity
 
 async def main() -> None:
     async with account(emulated_agents=20) as acct:
-        root = zdactivity.Client(**acct.where, auth=acct.auth)
+        root = acct.client()
         async with root:
             # with_auth views share the root's session and rate limiter.
             clients = {key: root.with_auth(auth) for key, auth in acct.agents.items()}
@@ -29,8 +29,9 @@ async def main() -> None:
                             key, activity.created_at, actor.name if actor else "?", activity.title
                         )
             except* zdactivity.AgentError as failed:
-                for error in failed.exceptions:
-                    print("agent", error.key, "failed:", error.error)
+                for error in failed.exceptions:  # one AgentError per failed agent
+                    if isinstance(error, zdactivity.AgentError):  # (for the type checker)
+                        print("agent", error.key, "failed:", error.error)
             print(
                 f"{per_agent.total()} activities from {len(per_agent)} agents,",
                 f"{root.stats.requests} requests",

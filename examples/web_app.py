@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from _account import account
@@ -20,9 +20,9 @@ import zdactivity
 ZENDESK = web.AppKey("zendesk", zdactivity.Client)
 
 
-def make_app(where: dict[str, str], auth: zdactivity.Auth) -> web.Application:
+def make_app(new_client: Callable[[], zdactivity.Client]) -> web.Application:
     async def zendesk_client(app: web.Application) -> AsyncIterator[None]:
-        async with zdactivity.Client(**where, auth=auth) as client:
+        async with new_client() as client:
             app[ZENDESK] = client
             yield  # the app serves requests here; the client closes at shutdown
 
@@ -50,7 +50,7 @@ def make_app(where: dict[str, str], auth: zdactivity.Auth) -> web.Application:
 
 async def main() -> None:
     async with account() as acct:
-        app = make_app(acct.where, acct.auth)
+        app = make_app(acct.client)
         runner = web.AppRunner(app)
         await runner.setup()
         port = 0 if acct.emulator else int(os.environ.get("PORT", "8080"))

@@ -8,6 +8,7 @@ itself once it has caught up with every agent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 
@@ -19,22 +20,19 @@ from zdactivity.fleet import Fleet
 
 
 async def main() -> None:
-    async with account() as acct:
-        emulated = acct.emulator is not None
-        scratch = tempfile.TemporaryDirectory() if emulated else None
-        path = os.environ.get("CHECKPOINTS", "checkpoints.db")
-        if scratch is not None:  # a throwaway store: the emulator's data is new each run
-            path = os.path.join(scratch.name, "checkpoints.db")
-        expected = (
-            sum(len(acct.emulator.activities_for(a)) for a in acct.emulator.agents)
-            if acct.emulator
-            else None
-        )
+    async with account() as acct, contextlib.AsyncExitStack() as stack:
+        emulator = acct.emulator
+        if emulator is None:
+            path = os.environ.get("CHECKPOINTS", "checkpoints.db")
+            expected = None
+        else:  # a throwaway store, removed at the end: the emulator's data is new each run
+            path = os.path.join(stack.enter_context(tempfile.TemporaryDirectory()), "ckpt.db")
+            expected = sum(len(emulator.activities_for(a)) for a in emulator.agents)
         handled = 0
-        root = zdactivity.Client(**acct.where, auth=acct.auth)
+        root = acct.client()
 
         async with SQLiteCheckpointStore(path) as store:
-            fleet = Fleet(store, interval=30 if not emulated else 1)
+            fleet = Fleet(store, interval=30 if emulator is None else 1)
 
             async def notify(key: str, activity: zdactivity.Activity) -> None:
                 nonlocal handled
@@ -49,9 +47,12 @@ async def main() -> None:
             fleet.install_signal_handlers()  # SIGTERM / SIGINT: stop polling, finish, commit
             await fleet.run(notify)
             await fleet.close()
-        print(f"handled {handled} activities; checkpoints in {path}")
-        if scratch is not None:
-            scratch.cleanup()
+        if emulator is None:
+            print(f"handled {handled} activities; checkpoints in {path}")
+        else:
+            print(
+                f"handled {handled} activities of the emulator; its throwaway checkpoints are gone"
+            )
 
 
 if __name__ == "__main__":

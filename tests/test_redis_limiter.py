@@ -11,6 +11,7 @@ import itertools
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -186,6 +187,26 @@ async def test_a_cancelled_acquire_leaves_no_permit_behind(redis: aioredis.Redis
         assert (await b.state())["in_flight"] == 0, steps
     await a.aclose()
     await b.aclose()
+
+
+def test_aclose_returns_when_the_cancelled_calls_it_awaits_are_already_done() -> None:
+    # Python 3.13's gather() of done futures does not yield to the loop, so the callbacks that
+    # forget them never ran: aclose() spun forever. A thread bounds the wait on a regression.
+    async def close_with_a_finished_orphan() -> None:
+        client = aioredis.Redis.from_url("redis://127.0.0.1:1")  # never connected
+        limiter = RedisRateLimiter(client, "acme")
+        call = asyncio.get_running_loop().create_future()
+        call.set_result(None)
+        limiter._orphans.add(call)  # as a cancelled acquire leaves its Redis call
+        call.add_done_callback(limiter._orphans.discard)  # scheduled, not run yet
+        await limiter.aclose()
+        await client.aclose()
+
+    thread = threading.Thread(target=asyncio.run, args=(close_with_a_finished_orphan(),))
+    thread.daemon = True
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
 
 
 async def test_no_rate_limit_headers_no_throttling(redis: aioredis.Redis) -> None:

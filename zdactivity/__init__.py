@@ -6,7 +6,8 @@ Quick look::
 
     async with zdactivity.Client(subdomain="acme", auth=zdactivity.OAuthToken(token)) as zd:
         async for activity in zd.activities.list(since="2026-11-01T00:00:00Z"):
-            print(activity.created_at, activity.title, activity.actor.name)
+            actor = activity.actor  # a User, or None when Zendesk sent no actor
+            print(activity.created_at, activity.title, actor.name if actor else "?")
 
 ``zdactivity.testing.Emulator`` is a local Zendesk to run it (and your tests) against.
 

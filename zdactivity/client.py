@@ -141,7 +141,7 @@ class Client(AsyncClosing):
 
         async with zdactivity.Client(subdomain="acme", auth=zdactivity.OAuthToken(token)) as zd:
             async for activity in zd.activities.list(since=yesterday):
-                print(activity.title, activity.actor.name)
+                print(activity.title, activity.actor.name if activity.actor else "?")
 
     It owns one :class:`aiohttp.ClientSession`, or borrows ``session`` (and then never closes
     it). :meth:`with_auth` gives a client for another agent of the same account that shares the

@@ -15,8 +15,9 @@ with ``.key`` and the cause) is raised; only cancellation (and ``KeyboardInterru
         async for key, activity in zdactivity.fan_out(clients, since=since):
             ...
     except* zdactivity.AgentError as group:
-        for failure in group.exceptions:
-            log.warning("agent %s failed: %s", failure.key, failure.error)
+        for failure in group.exceptions:  # the group is flat: isinstance is for type checkers
+            if isinstance(failure, zdactivity.AgentError):
+                log.warning("agent %s failed: %s", failure.key, failure.error)
 
 Leaving the loop early or cancelling the consumer cancels every fetch. For deterministic
 cleanup on ``break``, wrap it in :func:`contextlib.aclosing`.

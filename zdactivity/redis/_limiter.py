@@ -209,7 +209,11 @@ class RedisRateLimiter:
         """Stop listening for other processes' answers, once the permits of cancelled calls
         are handed back (the Redis client stays open)."""
         while self._orphans:
-            await asyncio.gather(*self._orphans, return_exceptions=True)
+            # Drop what was awaited here: a done future's discard callback runs only when the
+            # loop gets control, and gather() of done futures does not give it (Python 3.13).
+            orphans = set(self._orphans)
+            await asyncio.gather(*orphans, return_exceptions=True)
+            self._orphans -= orphans
         listener, pubsub = self._listener, self._pubsub
         self._listener = self._pubsub = None
         if listener is not None:
