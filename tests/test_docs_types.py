@@ -45,6 +45,7 @@ READER_PROVIDES: dict[str, str] = {
     "other_token": "other_token: str",
     "admin_token": "admin_token: str",
     "redis_url": "redis_url: str",
+    "url": "url: str",
     "since": "since: datetime",
     "agents": "agents: list[_ReaderAgent]",
     "auth": "auth: zdactivity.Auth",
