@@ -52,7 +52,7 @@ from zdactivity import ActivityPage, PaginationError, RetryPolicy, models
 from zdactivity import protocol as p
 from zdactivity.checkpoint import Checkpoint, MemoryCheckpointStore
 from zdactivity.fleet import Fleet
-from zdactivity.pagination import DEFAULT_MAX_PAGES, REMEMBERED_CURSORS
+from zdactivity.pagination import DEFAULT_MAX_PAGES, DEFAULT_PREFETCH, REMEMBERED_CURSORS
 from zdactivity.protocol import (
     RateLimitHeaders,
     ResumePoint,
@@ -205,10 +205,11 @@ async def test_a_server_that_always_has_more_is_delivered_while_paging_in_bounde
         )
         async with asyncio.timeout(10), watcher:
             await watcher.__anext__()
-            assert len(server.requests) == 1  # delivered from the first page, not the last
+            # Delivered from the first page, not the last (read-ahead may have asked for one more).
+            assert len(server.requests) <= 1 + DEFAULT_PREFETCH
             for _ in range(1_200):
                 await watcher.__anext__()
-        assert len(server.requests) == 13
+        assert 13 <= len(server.requests) <= 13 + DEFAULT_PREFETCH
         assert len(t.slept) == 2  # a pause after each 5 pages
         assert len(store.snapshot()["a"].recent_ids) <= 100 + 11  # one page and the lookback
 
@@ -941,13 +942,20 @@ def test_a_credential_with_control_characters_is_refused_when_created_without_ec
         assert "s3cret" not in str(info.value) and "Injected" not in str(info.value)
 
 
-@pytest.mark.parametrize("depth", [2000, 100_000])
-async def test_an_error_body_nested_2000_deep_is_a_readable_api_error(depth: int) -> None:
+#: Deeper than any supported interpreter lets msgspec recurse (Python's limit of 1,000 frames up
+#: to 3.12; 3.13's C recursion limit of about 10,000): nested too deeply to read, on every version.
+TOO_DEEP = 100_000
+
+
+@pytest.mark.parametrize("depth", [2000, TOO_DEEP])
+async def test_an_error_body_nested_deep_is_a_readable_api_error(depth: int) -> None:
     body = b"[" * depth + b"]" * depth
     async with HostileServer(respond(body, status=500)) as server, server.client() as zd:
         with pytest.raises(zdactivity.ServerError) as info:
             await zd.activities.count()
-    assert info.value.description is not None and info.value.description.startswith("[[[")
+    assert len(str(info.value)) < 300
+    if depth == TOO_DEEP:  # too deep to read as JSON on every version: its text describes it
+        assert info.value.description is not None and info.value.description.startswith("[[[")
 
 
 def test_an_error_body_with_a_deeply_nested_detail_is_a_readable_api_error() -> None:
@@ -963,7 +971,7 @@ def _nest(depth: int) -> str:
 
 def _deep_pages() -> dict[str, bytes]:
     base = page([activity(1)])
-    deep = _nest(3000)
+    deep = _nest(TOO_DEEP)
     a = msgspec.json.encode(base).decode()
     return {
         "unknown activity field": a.replace('"verb"', f'"extra": {deep}, "verb"', 1),
@@ -977,16 +985,16 @@ def _deep_pages() -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize(("where", "body"), list(_deep_pages()))
-def test_a_page_nested_3000_deep_anywhere_is_a_decode_error(where: str, body: str) -> None:
-    assert _nest(3000) in body, where
+def test_a_page_nested_too_deep_anywhere_is_a_decode_error(where: str, body: str) -> None:
+    assert _nest(TOO_DEEP) in body, where
     with pytest.raises(zdactivity.DecodeError):
         decoded = p.decode_page(body.encode())
         for a in decoded:
             a.actor, a.user, a.object, a.target  # noqa: B018 (lazy decoding)
 
 
-def test_a_single_activity_or_a_content_nested_3000_deep_is_a_decode_error() -> None:
-    deep = _nest(3000)
+def test_a_single_activity_or_a_content_nested_too_deep_is_a_decode_error() -> None:
+    deep = _nest(TOO_DEEP)
     show = {"activity": activity(1, extra=msgspec.Raw(deep.encode()))}
     with pytest.raises(zdactivity.DecodeError):
         p.decode_activity(msgspec.json.encode(show))
@@ -1004,8 +1012,8 @@ def test_a_single_activity_or_a_content_nested_3000_deep_is_a_decode_error() -> 
             read(p.decode_activity(body))
 
 
-async def test_a_token_answer_nested_3000_deep_is_an_authentication_error() -> None:
-    deep = msgspec.Raw(_nest(3000).encode())
+async def test_a_token_answer_nested_too_deep_is_an_authentication_error() -> None:
+    deep = msgspec.Raw(_nest(TOO_DEEP).encode())
     tokens = {"access_token": "a", "refresh_token": "r", "x": deep}
 
     async def handler(request: web.Request) -> web.StreamResponse:
