@@ -311,6 +311,10 @@ def test_tail_stops_in_one_line_when_redis_goes_away(
     tail.proc.stdout.close()
     assert code == 5, stderr
     check_output(live, "", stderr)
-    lines = stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zdactivity: checkpoint in Redis:"), stderr
+    *before, last = stderr.splitlines()
+    assert last.startswith("zdactivity: checkpoint in Redis:"), stderr
+    # A request read ahead may have met the outage first: the limiter's one warning that it
+    # falls back to this process's own budget may come before the error, nothing else.
+    assert len(before) <= 1, stderr
+    assert all(line.startswith("Redis is unreachable") for line in before), stderr
     assert PASSWORD not in stderr
