@@ -642,6 +642,22 @@ def _number(value: str | None) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+_LIMIT_NAMES: Final = ("x-rate-limit", "rate-limit", "ratelimit-limit")
+_REMAINING_NAMES: Final = ("x-rate-limit-remaining", "rate-limit-remaining", "ratelimit-remaining")
+_RESET_NAMES: Final = ("rate-limit-reset", "ratelimit-reset")
+
+
+def _first_number(items: dict[str, str], names: tuple[str, ...]) -> float | None:
+    """The first of ``names`` present with a usable number (see :func:`_number`)."""
+    for name in names:
+        value = items.get(name)
+        if value is not None:
+            number = _number(value)
+            if number is not None:
+                return number
+    return None
+
+
 def rate_limit_from_headers(headers: Mapping[str, str]) -> RateLimitHeaders:
     """Read the limit, remaining and reset headers, in any of Zendesk's spellings.
 
@@ -649,18 +665,10 @@ def rate_limit_from_headers(headers: Mapping[str, str]) -> RateLimitHeaders:
     no requests per window would stall every request). The reset is as sent: the limiter caps
     it at its window."""
 
-    headers = Headers.of(headers)
-
-    def first(*names: str) -> float | None:
-        for name in names:
-            value = _number(headers.get(name))
-            if value is not None:
-                return value
-        return None
-
-    limit = first("x-rate-limit", "rate-limit", "ratelimit-limit")
-    remaining = first("x-rate-limit-remaining", "rate-limit-remaining", "ratelimit-remaining")
-    reset = first("rate-limit-reset", "ratelimit-reset")
+    items = Headers.of(headers)._items  # (the names below are lower case already)
+    limit = _first_number(items, _LIMIT_NAMES)
+    remaining = _first_number(items, _REMAINING_NAMES)
+    reset = _first_number(items, _RESET_NAMES)
     return RateLimitHeaders(
         limit=int(limit) if limit is not None and limit >= 1 else None,
         remaining=int(remaining) if remaining is not None else None,
