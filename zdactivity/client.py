@@ -15,7 +15,6 @@ another request's answer by the attempt's ``total`` timeout, and the HTTP exchan
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -357,7 +356,7 @@ class Client(AsyncClosing):
             if left <= 0:
                 await shared.limiter.arelease(permit)
                 raise self._limiter_timeout(request)
-            timeout = dataclasses.replace(timeout, total=left)
+            timeout = type(timeout)(connect=timeout.connect, read=timeout.read, total=left)
         headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         if authorization is not None:
             headers["Authorization"] = authorization
