@@ -534,11 +534,12 @@ def decode_page(
     decoded: _PageBody = _decode(_PAGE_DECODER, body)
     users = UserIndex((("actors", decoded.actors), ("users", decoded.users)), cache)
     activities = decoded.activities
+    low, high = MIN_YEAR, MAX_YEAR  # (locals: this loop runs for every activity)
     for activity in activities:  # one pass: attach the index, check the years
         activity.__dict__["_users"] = users
         updated = activity.updated_at
-        if not MIN_YEAR <= activity.created_at.year <= MAX_YEAR or (
-            updated is not None and not MIN_YEAR <= updated.year <= MAX_YEAR
+        if not low <= activity.created_at.year <= high or (
+            updated is not None and not low <= updated.year <= high
         ):
             _check_years(activity, f"$.activities[{activities.index(activity)}]")
     meta = decoded.meta
