@@ -479,3 +479,20 @@ async def test_a_bad_prefetch_is_refused_before_any_request(
         async for _ in zdactivity.fan_out({1: client}, prefetch=prefetch):
             pass
     assert emu.requests == []
+
+
+async def test_a_pages_resume_token_is_made_when_read_and_stays_the_same(
+    emu: Emulator, client: zdactivity.Client
+) -> None:
+    since = "2020-01-01T00:00:00Z"
+    pages = [page async for page in client.activities.list(page_size=5, since=since).pages()]
+    assert len(pages) > 2
+    for page in pages[:-1]:
+        token = page.resume_token
+        assert token is not None and page.resume_token == token  # read twice: the same
+        point = zdactivity.protocol.ResumePoint.parse(token)
+        assert point == zdactivity.protocol.ResumePoint(page.after_cursor or "", since, 5)
+    last = pages[-1]
+    assert (last.resume_token is None) == (not last.after_cursor)
+    pages[0].resume_token = None  # still assignable, as before it was made lazily
+    assert pages[0].resume_token is None

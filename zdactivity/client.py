@@ -15,21 +15,19 @@ another request's answer by the attempt's ``total`` timeout, and the HTTP exchan
 from __future__ import annotations
 
 import asyncio
-import copy
-import dataclasses
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar, Unpack
+from typing import TYPE_CHECKING, TypeVar, Unpack, cast
 
 import aiohttp
 
 from . import protocol
 from ._aio import AsyncClosing
 from ._version import __version__
-from .auth import Auth, RefreshableAuth, _unusable
+from .auth import APIToken, Auth, OAuthToken, RefreshableAuth, _unusable
 from .errors import (
     AuthenticationError,
     LocalRateLimitError,
@@ -237,7 +235,8 @@ class Client(AsyncClosing):
 
     def with_auth(self, auth: Auth) -> Client:
         """A client for another agent of the same account, sharing this client's session."""
-        view = copy.copy(self)
+        view = object.__new__(type(self))  # a shallow copy, as copy.copy, in a tenth the time
+        view.__dict__.update(self.__dict__)
         view._auth, view._refreshable = _check_auth(auth)
         view._is_view = True
         view.activities = ActivitiesAPI(view)
@@ -378,7 +377,7 @@ class Client(AsyncClosing):
             if left <= 0:
                 await shared.limiter.arelease(permit)
                 raise self._limiter_timeout(request)
-            timeout = dataclasses.replace(timeout, total=left)
+            timeout = type(timeout)(connect=timeout.connect, read=timeout.read, total=left)
         headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         if authorization is not None:
             headers["Authorization"] = authorization
@@ -661,6 +660,13 @@ def _authorization(auth: Auth) -> str:
 
 def _check_auth(auth: object) -> tuple[Auth, RefreshableAuth | None]:
     """``auth``, and the same object if it can refresh itself (checked once, not per request)."""
+    # The built-in kinds skip the runtime Protocol checks (tens of microseconds each, paid
+    # per with_auth view: per agent in a fan-out).
+    kind = type(auth)
+    if kind is APIToken:
+        return cast(APIToken, auth), None
+    if kind is OAuthToken:
+        return cast(OAuthToken, auth), cast(OAuthToken, auth)
     if auth is None:
         raise ValueError("credentials are missing: pass auth=APIToken(...) or OAuthToken(...)")
     if not isinstance(auth, Auth):

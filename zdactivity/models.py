@@ -25,7 +25,7 @@ Call :meth:`Activity.detach` to copy out what it needs and let the page go.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Final, NoReturn, Protocol
 
@@ -460,6 +460,8 @@ class ActivityPage:
     """
 
     __slots__ = (
+        "_resume_from",
+        "_resume_token",
         "_users",
         "activities",
         "after_cursor",
@@ -468,7 +470,6 @@ class ActivityPage:
         "has_more",
         "next_page",
         "request_id",
-        "resume_token",
     )
 
     def __init__(
@@ -490,8 +491,23 @@ class ActivityPage:
         self.count = count
         self.next_page = next_page
         self.request_id = request_id
-        self.resume_token: str | None = None
+        self._resume_token: str | None = None
+        # Set by the pager: (the function making the token, its request), called when read.
+        self._resume_from: tuple[Callable[[Any, ActivityPage], str | None], Any] | None = None
         self._users = users
+
+    @property
+    def resume_token(self) -> str | None:
+        """The token that resumes the listing after this page (see :class:`CursorPage`)."""
+        resume_from = self._resume_from
+        if resume_from is not None:  # made on first use: most pages' tokens are never read
+            make, request = resume_from
+            self._resume_token, self._resume_from = make(request, self), None
+        return self._resume_token
+
+    @resume_token.setter
+    def resume_token(self, token: str | None) -> None:
+        self._resume_token, self._resume_from = token, None
 
     def user(self, user_id: int) -> User | None:
         """Look up a sideloaded (or inlined) user record of this page by id."""

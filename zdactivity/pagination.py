@@ -245,7 +245,7 @@ class PageIterator:
         """Take ``page``, the answer to ``request``: its resume token, and the next request."""
         self.pages_fetched += 1
         self._activities += len(page.activities)
-        page.resume_token = resume_token(request, page)
+        page._resume_from = (resume_token, request)  # its resume_token, made when read
         cursor = request.param("page[after]")
         if cursor:
             self._seen.add(cursor)

@@ -17,7 +17,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, Generic, Literal, TypeVar, overload
@@ -162,7 +162,7 @@ class Request:
     def with_param(self, name: str, value: str) -> Request:
         """A copy with ``name`` set to ``value`` (replacing any previous value)."""
         params = (*(p for p in self.params if p[0] != name), (name, value))
-        return replace(self, params=params)
+        return type(self)(self.method, self.path, params, self.form)  # (replace(), faster)
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -534,11 +534,12 @@ def decode_page(
     decoded: _PageBody = _decode(_PAGE_DECODER, body)
     users = UserIndex((("actors", decoded.actors), ("users", decoded.users)), cache)
     activities = decoded.activities
+    low, high = MIN_YEAR, MAX_YEAR  # (locals: this loop runs for every activity)
     for activity in activities:  # one pass: attach the index, check the years
         activity.__dict__["_users"] = users
         updated = activity.updated_at
-        if not MIN_YEAR <= activity.created_at.year <= MAX_YEAR or (
-            updated is not None and not MIN_YEAR <= updated.year <= MAX_YEAR
+        if not low <= activity.created_at.year <= high or (
+            updated is not None and not low <= updated.year <= high
         ):
             _check_years(activity, f"$.activities[{activities.index(activity)}]")
     meta = decoded.meta
@@ -642,6 +643,22 @@ def _number(value: str | None) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+_LIMIT_NAMES: Final = ("x-rate-limit", "rate-limit", "ratelimit-limit")
+_REMAINING_NAMES: Final = ("x-rate-limit-remaining", "rate-limit-remaining", "ratelimit-remaining")
+_RESET_NAMES: Final = ("rate-limit-reset", "ratelimit-reset")
+
+
+def _first_number(items: dict[str, str], names: tuple[str, ...]) -> float | None:
+    """The first of ``names`` present with a usable number (see :func:`_number`)."""
+    for name in names:
+        value = items.get(name)
+        if value is not None:
+            number = _number(value)
+            if number is not None:
+                return number
+    return None
+
+
 def rate_limit_from_headers(headers: Mapping[str, str]) -> RateLimitHeaders:
     """Read the limit, remaining and reset headers, in any of Zendesk's spellings.
 
@@ -649,18 +666,10 @@ def rate_limit_from_headers(headers: Mapping[str, str]) -> RateLimitHeaders:
     no requests per window would stall every request). The reset is as sent: the limiter caps
     it at its window."""
 
-    headers = Headers.of(headers)
-
-    def first(*names: str) -> float | None:
-        for name in names:
-            value = _number(headers.get(name))
-            if value is not None:
-                return value
-        return None
-
-    limit = first("x-rate-limit", "rate-limit", "ratelimit-limit")
-    remaining = first("x-rate-limit-remaining", "rate-limit-remaining", "ratelimit-remaining")
-    reset = first("rate-limit-reset", "ratelimit-reset")
+    items = Headers.of(headers)._items  # (the names below are lower case already)
+    limit = _first_number(items, _LIMIT_NAMES)
+    remaining = _first_number(items, _REMAINING_NAMES)
+    reset = _first_number(items, _RESET_NAMES)
     return RateLimitHeaders(
         limit=int(limit) if limit is not None and limit >= 1 else None,
         remaining=int(remaining) if remaining is not None else None,
