@@ -239,41 +239,6 @@ async def test_round_trips_are_counted(redis: aioredis.Redis) -> None:
     await a.aclose()
 
 
-async def test_one_task_per_process_asks_redis_however_many_wait(redis: aioredis.Redis) -> None:
-    """A wake-up makes a process re-ask Redis once, not once per waiting task: 2 processes x 30
-    tasks wait for the probe's answer, then each request costs about 2 round trips."""
-    a, b = two(redis, wake_interval=30.0)
-    probe = await a.acquire()
-    tasks = [asyncio.create_task(limiter.acquire()) for limiter in (a, b) for _ in range(30)]
-    await asyncio.sleep(0.3)
-    assert not any(t.done() for t in tasks)
-    before = a.round_trips + b.round_trips
-    assert before <= 1 + 2 + 2  # the probe, two subscriptions, one waiting ask per process
-    await a.aobserve(probe, headers(1000, 999, 60))
-    permits = await asyncio.wait_for(asyncio.gather(*tasks), 10)
-    for limiter, permit in zip([a] * 30 + [b] * 30, permits, strict=True):
-        await limiter.aobserve(permit, headers(1000, 900, 60))
-    # 61 requests: acquire and observe each, plus each process's re-ask after its wake-up.
-    assert a.round_trips + b.round_trips <= 2 * 61 + 2 + 2 * 2, (a.round_trips, b.round_trips)
-    await a.aclose()
-    await b.aclose()
-
-
-async def test_a_queued_task_keeps_its_own_answer_timeout(redis: aioredis.Redis) -> None:
-    """Tasks queued behind the one asking count its wait for an answer against their own
-    ``answer_timeout``: a probe that never answers times all of them out together."""
-    a, b = two(redis, wake_interval=30.0)
-    await a.acquire()  # a probe whose answer never comes
-    started = time.monotonic()
-    results = await asyncio.gather(
-        *(b.acquire(answer_timeout=0.5) for _ in range(5)), return_exceptions=True
-    )
-    assert all(isinstance(r, TimeoutError) for r in results), results
-    assert time.monotonic() - started < 2.5  # together, not one after another (5 x 0.5 s)
-    await a.aclose()
-    await b.aclose()
-
-
 async def test_redis_down_falls_back_to_the_in_process_limiter(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

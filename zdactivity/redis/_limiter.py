@@ -114,12 +114,6 @@ class RedisRateLimiter:
         self._down_until: float | None = None  # loop time until which Redis is not retried
         self._warned = False
         self._changed: asyncio.Event | None = None
-        # One task per process asks Redis at a time; the others queue here. Woken by another
-        # process's answer, a process then re-asks once, not once per waiting task: round trips
-        # per request stay near the minimum of 2 however many tasks wait.
-        self._asking = asyncio.Lock()
-        self._answer_total = 0.0
-        self._answer_since: float | None = None
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
         self._orphans: set[asyncio.Future[Any]] = set()
@@ -238,65 +232,12 @@ class RedisRateLimiter:
         :meth:`zdactivity.RateLimiter.acquire`, across processes)."""
         sleep = sleep if sleep is not None else asyncio.sleep
         loop = asyncio.get_running_loop()
-        if self._using_fallback():
-            return await self._fallback_acquire(max_wait, budget, answer_timeout, sleep)
-        queued = loop.time()
-        answer_mark = self._answer_clock(loop)
-        while True:  # queue for this process's turn to ask, within the caller's bounds
-            answer_waited = self._answer_clock(loop) - answer_mark
-            if answer_timeout is not None and answer_waited >= answer_timeout:
-                raise TimeoutError
-            if budget is not None and loop.time() - queued >= budget:
-                raise self._refuse(
-                    loop.time() - queued,
-                    "waiting for the account's budget would overrun the request's max_time "
-                    f"({budget:.3g}s)",
-                )
-            bounds = [self.wake_interval]
-            if answer_timeout is not None:
-                bounds.append(answer_timeout - answer_waited)
-            if budget is not None:
-                bounds.append(budget - (loop.time() - queued))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(min(bounds), 0.0)):
-                    await self._asking.acquire()
-                    break
-        try:
-            permit = await self._ask(
-                max_wait,
-                None if budget is None else budget - (loop.time() - queued),
-                answer_timeout,
-                sleep,
-                self._answer_clock(loop) - answer_mark,
-            )
-        finally:
-            self._asking.release()
-        if permit is None:  # Redis went away meanwhile: the in-process limiter takes over
-            return await self._fallback_acquire(max_wait, budget, answer_timeout, sleep)
-        return permit
-
-    def _answer_clock(self, loop: asyncio.AbstractEventLoop) -> float:
-        """Seconds this process's asking task has spent waiting for another request's answer
-        (queued tasks count them against their own ``answer_timeout``)."""
-        if self._answer_since is None:
-            return self._answer_total
-        return self._answer_total + loop.time() - self._answer_since
-
-    async def _ask(
-        self,
-        max_wait: float | None,
-        budget: float | None,
-        answer_timeout: float | None,
-        sleep: Callable[[float], Awaitable[None]],
-        answer_waited: float,
-    ) -> Permit | None:
-        """Ask Redis until it grants a permit (None: Redis is unreachable, use the fallback)."""
-        loop = asyncio.get_running_loop()
         served_ms = -1  # the Redis time this call's sleeps reached, served or not
         slept = 0.0
+        answer_waited = 0.0
         while True:
             if self._using_fallback():
-                return None
+                return await self._fallback_acquire(max_wait, budget, answer_timeout, sleep)
             if self._changed is None:
                 self._changed = asyncio.Event()
             changed = self._changed  # taken before the script: a message after it wakes us
@@ -321,14 +262,9 @@ class RedisRateLimiter:
                     if answer_timeout - answer_waited <= 0:
                         raise TimeoutError
                     left = min(left, answer_timeout - answer_waited)
-                self._answer_since = started
-                try:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(left):
-                            await changed.wait()
-                finally:
-                    self._answer_since = None
-                    self._answer_total += loop.time() - started
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await changed.wait()
                 answer_waited += loop.time() - started
                 continue
             wait = int(value) / 1000
