@@ -412,8 +412,11 @@ FANOUT_PROFILE = (
     " time: decoding the pages (13%: msgspec, the sideload index and `.actor`), reading the"
     " rate-limit and request-id headers (4%), the limiter's acquire and observe (4%), the next"
     " request and the page's resume token (4%: computed for every page), the per-agent"
-    " `with_auth` view and pager (4%). No single part is large enough to close the gap to"
-    " 1.05x; on 2 cores shared with the emulator, every microsecond of client CPU per request"
+    " `with_auth` view and pager (4%). Since cut: the resume token is made only when read and"
+    " the next request without `dataclasses.replace` (now ~2%), `with_auth` views 59 -> 3 us"
+    " (exact-type checks before the runtime Protocol checks), header reading 4.4 -> 3.4 us a"
+    " response: about 2-5% of the client's CPU. No single part is large enough to close the gap"
+    " to 1.05x; on 2 cores shared with the emulator, every microsecond of client CPU per request"
     " is wall time."
 )
 HISTORY = (
