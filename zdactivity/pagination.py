@@ -33,9 +33,9 @@ import hashlib
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
+from ._aio import AsyncIteratorClosing
 from .errors import InvalidRequestError, PaginationDepthError, PaginationError, ZendeskError
 from .models import Activity, ActivityPage
 from .protocol import Request, next_request, resume_token
@@ -115,7 +115,7 @@ def check_prefetch(prefetch: object) -> int:
     return prefetch
 
 
-class PageIterator:
+class PageIterator(AsyncIteratorClosing):
     """Iterates the pages of one listing, from its first request.
 
     At most ``max_pages`` pages are requested (None: no bound). When the last of them still
@@ -200,17 +200,6 @@ class PageIterator:
             raise refused from exc
         self._advance(request, page)
         return page
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """End the iteration: cancel the page in flight, wait for it to end, drop the pages
@@ -396,7 +385,7 @@ def _cancel_soon(task: asyncio.Task[None]) -> None:
         pass
 
 
-class ActivityIterator:
+class ActivityIterator(AsyncIteratorClosing):
     """Iterates the activities of one listing, page after page (see :class:`PageIterator`,
     whose read-ahead it uses). ``async with`` (or :meth:`aclose`) stops it at once."""
 
@@ -422,17 +411,6 @@ class ActivityIterator:
         activity = self._current[self._index]
         self._index += 1
         return activity
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """End the iteration (see :meth:`PageIterator.aclose`)."""
