@@ -77,6 +77,23 @@ async def wait_until(condition: Callable[[], bool], *, within: float = 5.0) -> N
             await asyncio.sleep(0.005)
 
 
+def client_tasks() -> list[asyncio.Task[object]]:
+    """Tasks running client code (not the emulator's, not this test's)."""
+    package = str(Path(zdactivity.__file__).parent)
+    testing = str(Path(zdactivity.testing.__file__).parent)
+    current = asyncio.current_task()
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task is not current
+        and any(
+            f.f_code.co_filename.startswith(package)
+            and not f.f_code.co_filename.startswith(testing)
+            for f in task.get_stack()
+        )
+    ]
+
+
 @pytest.fixture
 async def emu(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
     kwargs: dict[str, Any] = {"clock": lambda: NOW}

@@ -8,10 +8,9 @@ import gc
 import tracemalloc
 from collections import defaultdict
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-from conftest import token, wait_until
+from conftest import client_tasks, token, wait_until
 
 import zdactivity
 import zdactivity.testing
@@ -170,23 +169,6 @@ async def test_a_stalled_consumer_holds_at_most_two_pages_per_worker(emu: Emulat
             for _ in range(100):
                 await anext(stream)
             assert list_requests(emu) > fetched
-
-
-def client_tasks() -> list[asyncio.Task[object]]:
-    """Tasks running client code (not the emulator's, not this test's)."""
-    package = str(Path(zdactivity.__file__).parent)
-    testing = str(Path(zdactivity.testing.__file__).parent)
-    current = asyncio.current_task()
-    return [
-        task
-        for task in asyncio.all_tasks()
-        if task is not current
-        and any(
-            f.f_code.co_filename.startswith(package)
-            and not f.f_code.co_filename.startswith(testing)
-            for f in task.get_stack()
-        )
-    ]
 
 
 async def test_leaving_early_leaves_no_task_and_sends_nothing_more(emu: Emulator) -> None:

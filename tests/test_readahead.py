@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NOW, token, wait_until
+from conftest import NOW, client_tasks, token, wait_until
 from fakes import FakeTime
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -40,23 +39,6 @@ LIST_PATH = "/api/v2/activities"
 def list_requests(emu: Emulator) -> int:
     """Page requests that reached the emulator (answered, or being answered)."""
     return sum(r.path == LIST_PATH for r in emu.requests) + emu.in_flight
-
-
-def client_tasks() -> list[asyncio.Task[Any]]:
-    """Tasks running client code (not the emulator's, not this test's)."""
-    package = str(Path(zdactivity.__file__).parent)
-    testing = str(Path(zdactivity.testing.__file__).parent)
-    current = asyncio.current_task()
-    return [
-        task
-        for task in asyncio.all_tasks()
-        if task is not current
-        and any(
-            f.f_code.co_filename.startswith(package)
-            and not f.f_code.co_filename.startswith(testing)
-            for f in task.get_stack()
-        )
-    ]
 
 
 async def settled(emu: Emulator, zd: zdactivity.Client) -> None:

@@ -23,8 +23,6 @@ import zdactivity
 from zdactivity.checkpoint import (
     Checkpoint,
     CheckpointError,
-    MemoryCheckpointStore,
-    WritesNotSupportedError,
 )
 from zdactivity.errors import FencedOutError
 from zdactivity.fleet import Fleet
@@ -303,22 +301,3 @@ async def test_fleet_writes_are_exactly_once_through_a_failing_handler(
     assert len(calls) > len(want)  # handlers ran more than once...
     assert sorted(out) == sorted(want)  # ...the output holds each activity once
     assert sum(int(n) for n in counts.values()) == len(want)
-
-
-async def test_fleet_writes_on_a_store_without_the_hook_is_a_typed_error() -> None:
-    async with Emulator(seed=72, agents=1, activities_per_agent=1, clock=lambda: NOW) as emu:
-        (agent,) = emu.agents
-        async with Fleet(MemoryCheckpointStore(), interval=0.05, retry_delay=10.0) as fleet:
-            fleet.add("a", zdactivity.Client(base_url=emu.url, auth=token(agent)))
-            errors: list[BaseException] = []
-
-            async def handler(key: str, activity: zdactivity.Activity) -> None:
-                try:
-                    fleet.writes(key)
-                except WritesNotSupportedError as exc:
-                    errors.append(exc)
-                    fleet.stop()
-
-            await asyncio.wait_for(fleet.run(handler), 10)
-    assert len(errors) == 1 and isinstance(errors[0], TypeError)
-    assert "MemoryCheckpointStore cannot commit writes" in str(errors[0])
